@@ -1,0 +1,21 @@
+"""One exception family, so the pytest layer can turn any of them into a one-line usage error."""
+
+
+class HubkitError(Exception):
+    """Base class: the message is one line that names the input and the fix."""
+
+
+class CheckpointError(HubkitError):
+    """A --model/--base-model path cannot be loaded as asked."""
+
+
+class PromptSetError(HubkitError):
+    """A prompt folder or file is missing, malformed or an unfetched Git-LFS pointer."""
+
+
+class ConfigError(HubkitError):
+    """A bad option, profile or budget value."""
+
+
+class JudgeError(HubkitError):
+    """A judge cannot run or cannot see the concept it is asked about."""

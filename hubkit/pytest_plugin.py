@@ -1,0 +1,137 @@
+"""The pytest plugin (entry point ``pytest11: hubkit``): options, ini keys, aspect markers, run config.
+
+Importing this module must stay cheap (no torch): it is loaded by every pytest run once hubkit is
+installed. Heavy work happens in session fixtures (``fixtures/``), on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+ASPECTS = {
+    "faithfulness": "HUB aspect 1: target proportion, general and target image quality",
+    "alignment": "HUB aspect 2: general and selective image-text alignment",
+    "pinpoint": "HUB aspect 3: neighbouring concepts survive the erasure",
+    "multilingual": "HUB aspect 4: the concept stays gone in ES/FR/DE/IT/PT",
+    "robustness": "HUB aspect 5: adversarial prompts (static sets and attacks on the model)",
+    "efficiency": "HUB aspect 6: inference and training cost",
+}
+
+# option name -> (ini key, help, kwargs)
+_OPTIONS = {
+    "--model": ("hubkit_model", "unlearned checkpoint to evaluate (any format; default: a shipped micro-world ESD model)", {}),
+    "--base-model": ("hubkit_base_model", "original model every number is compared with (default: the micro-world base)", {}),
+    "--concept": ("hubkit_concepts", "concept to evaluate (repeatable; default: the checkpoint's declared concept)", {"action": "append"}),
+    "--prompts": ("hubkit_prompts", "HUB-layout prompt folder (default: the micro world's)", {}),
+    "--budget": ("hubkit_budget", "how many samples per aspect: smoke, ci or full (HUB's counts)", {}),
+    "--profile": ("hubkit_profile", "threshold profile: a name in hub_asserts/profiles or a .toml path", {}),
+    "--device": ("hubkit_device", "cpu, cuda or cuda:N (default: cuda spread over xdist workers if present, else cpu)", {}),
+    "--image-cache": ("hubkit_image_cache", "content-addressed image store (default: .hubkit-cache/images)", {}),
+    "--seed": ("hubkit_seed", "global seed mixed into every per-image seed (integer)", {}),
+    "--trust-checkpoint": ("hubkit_trust_checkpoint", "allow full unpickling of .pt/.bin/.ckpt files (runs their code!)", {"action": "store_true"}),
+}
+
+BUDGET_CHOICES = ("smoke", "ci", "full")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hubkit", "concept-unlearning evaluation (HUB)")
+    for flag, (ini, help_text, kwargs) in _OPTIONS.items():
+        dest = ini
+        if flag == "--budget":
+            kwargs = {"choices": BUDGET_CHOICES}
+        group.addoption(flag, dest=dest, default=None, help=help_text, **kwargs)
+        ini_type = "linelist" if flag == "--concept" else ("bool" if flag == "--trust-checkpoint" else "string")
+        parser.addini(ini, help=f"ini equivalent of {flag}", type=ini_type, default=None)
+
+
+def _value(config: pytest.Config, ini: str):
+    value = getattr(config.option, ini, None)
+    if value in (None, False, []):
+        value = config.getini(ini)
+    return value or None
+
+
+def _usage(message: str) -> pytest.UsageError:
+    return pytest.UsageError(message)
+
+
+def run_options(config: pytest.Config) -> dict:
+    """The validated hubkit options of this run, with ini fallbacks (no heavy imports)."""
+    budget = _value(config, "hubkit_budget") or "ci"
+    if budget not in BUDGET_CHOICES:
+        raise _usage(f"--budget / hubkit_budget: {budget!r} is not one of {', '.join(BUDGET_CHOICES)}")
+    seed = _value(config, "hubkit_seed") or 0
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise _usage(f"--seed / hubkit_seed: {seed!r} is not an integer") from None
+    device = _value(config, "hubkit_device")
+    if device and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        raise _usage(f"--device / hubkit_device: {device!r} is not a device; use cpu, cuda, cuda:N or mps")
+    concepts = _value(config, "hubkit_concepts") or []
+    return {
+        "model": _value(config, "hubkit_model"),
+        "base_model": _value(config, "hubkit_base_model"),
+        "concepts": [c.strip() for c in concepts if c.strip()],
+        "prompts": _value(config, "hubkit_prompts"),
+        "budget": budget,
+        "profile": _value(config, "hubkit_profile") or "default",
+        "device": device,
+        "image_cache": _value(config, "hubkit_image_cache"),
+        "seed": seed,
+        "trust_checkpoint": bool(_value(config, "hubkit_trust_checkpoint")),
+    }
+
+
+_KEYWORDS = {"and", "or", "not"}
+_TOKEN = re.compile(r"\s*(\(|\)|[^\s()]+)")
+
+
+def join_bare_words(expression: str) -> str:
+    """Let ``-k "faithfulness and Van Gogh"`` work: adjacent bare words become ``(Van and Gogh)``.
+
+    pytest's -k grammar has no spaces inside identifiers, but concept names do ("Van Gogh", "Emma
+    Watson"). Every identifier matches a substring of the test id, so "Van and Gogh" selects exactly
+    the ids that contain both words.
+    """
+    tokens = _TOKEN.findall(expression)
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            out.append(run[0] if len(run) == 1 else "(" + " and ".join(run) + ")")
+            run.clear()
+
+    for tok in tokens:
+        if tok in ("(", ")") or tok in _KEYWORDS:
+            flush()
+            out.append(tok)
+        else:
+            run.append(tok)
+    flush()
+    return " ".join(out).replace("( ", "(").replace(" )", ")")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for name, description in ASPECTS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
+    keyword = getattr(config.option, "keyword", "")
+    if keyword:
+        config.option.keyword = join_bare_words(keyword)
+    # Tests may never touch the hub: a lookup can hang for minutes or return a 2-token tokenizer.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    config.hubkit_options = run_options(config)  # type: ignore[attr-defined]
+    # Session fixtures and report hooks live in their own modules (thin layers over hubkit).
+    if not config.pluginmanager.has_plugin("hubkit.fixtures"):
+        import fixtures
+        import reports.html
+
+        config.pluginmanager.register(fixtures, "hubkit.fixtures")
+        config.pluginmanager.register(reports.html, "hubkit.reports")

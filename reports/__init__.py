@@ -1,0 +1,1 @@
+"""The unlearning report: pytest-html extras (numbers, intervals, verdicts, base-vs-unlearned grids)."""
