@@ -19,3 +19,10 @@ class ConfigError(HubkitError):
 
 class JudgeError(HubkitError):
     """A judge cannot run or cannot see the concept it is asked about."""
+
+
+class NotApplicable(HubkitError):
+    """This measurement does not apply to this run (no reference statistics, no such prompt file...).
+
+    The pytest layer reports it as a skip with this message as the reason, never as a pass.
+    """

@@ -27,12 +27,12 @@ IMAGE_SIZE = 64
 class MicroSDConfig:
     image_size: int = IMAGE_SIZE
     # VAE: len(vae_channels) - 1 downsamplings -> factor 2 ** (len - 1)
-    vae_channels: tuple[int, ...] = (32, 64, 64)
+    vae_channels: tuple[int, ...] = (16, 32, 64)
     vae_layers_per_block: int = 1
     vae_mid_attention: bool = False
     latent_channels: int = 4
     # UNet
-    unet_channels: tuple[int, ...] = (32, 64, 64)
+    unet_channels: tuple[int, ...] = (32, 32, 64)
     unet_cross_attn: tuple[bool, ...] = (False, True, True)
     unet_layers_per_block: int = 1
     attention_head_dim: int = 8

@@ -1,0 +1,114 @@
+"""Aspect 6: efficiency. What the unlearned model costs at inference and on disk, and what it cost to train.
+
+HUB measured only training cost; an inference-time method such as SLD costs nothing to train but an
+extra UNet pass per step, so inference overhead is measured here on the same settings and batch.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from hubkit.aspects.common import Evidence
+from hubkit.aspects.registry import measure
+from hubkit.errors import NotApplicable
+from hubkit.stats import Measurement
+
+ROUNDS = 3
+
+
+def _prompts(hub):
+    return [p.text for p in hub.prompts.general()[: hub.budget.efficiency_images]]
+
+
+def _timed(hub, loaded, prompts) -> tuple[float, float]:
+    """(seconds per image, peak memory in MB) of one uncached batched generation."""
+    import torch
+
+    from hubkit.generate import ImageRequest, generate
+
+    requests = [ImageRequest(prompt=p, seed=i) for i, p in enumerate(prompts)]
+    cuda = hub.device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    generate(loaded.pipe, requests, hub.settings, batch_size=len(requests), progress=False)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / len(requests)
+    if cuda:
+        memory = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        # On the CPU, peak activation memory is not observable per call; report resident weights.
+        memory = sum(t.numel() * t.element_size() for name in ("unet", "text_encoder", "vae")
+                     for t in getattr(loaded.pipe, name).state_dict().values()) / 2**20
+    return seconds, memory
+
+
+_CACHE: dict = {}
+
+
+def _measure_both(hub):
+    key = id(hub)
+    if key not in _CACHE:
+        prompts = _prompts(hub)
+        _timed(hub, hub.base, prompts[:2])  # warm-up: first calls pay for allocation and kernel selection
+        _timed(hub, hub.model, prompts[:2])
+        runs = {"base": [], "model": []}
+        for _ in range(ROUNDS):  # interleaved, so drift in machine load hits both models alike
+            runs["base"].append(_timed(hub, hub.base, prompts))
+            runs["model"].append(_timed(hub, hub.model, prompts))
+        _CACHE[key] = runs
+    return _CACHE[key]
+
+
+def _ratio_measurement(name, model_values, base_values, unit) -> Measurement:
+    ratios = [m / b for m, b in zip(model_values, base_values)]
+    value = statistics.median(model_values) / statistics.median(base_values)
+    return Measurement(name, value, min(ratios + [value]), max(ratios + [value]), len(ratios), direction="lower",
+                       details={"relative": "ratio", "interval": f"min-max over {len(ratios)} interleaved rounds",
+                                "unlearned": statistics.median(model_values), "base": statistics.median(base_values),
+                                "unit": unit})
+
+
+@measure("efficiency.time_overhead", direction="lower", aggregation="ratio of medians")
+def time_overhead(hub) -> Evidence:
+    runs = _measure_both(hub)
+    m = _ratio_measurement("seconds per image, unlearned / base", [r[0] for r in runs["model"]],
+                           [r[0] for r in runs["base"]], "s/image")
+    return Evidence(m, "efficiency.time_overhead", None, extra={
+        "unlearned_s_per_image": m.details["unlearned"], "base_s_per_image": m.details["base"],
+        "images": len(_prompts(hub)), "device": hub.device})
+
+
+@measure("efficiency.memory_overhead", direction="lower", aggregation="ratio of medians")
+def memory_overhead(hub) -> Evidence:
+    runs = _measure_both(hub)
+    what = "peak GPU memory" if hub.device.startswith("cuda") else "resident weights (CPU)"
+    m = _ratio_measurement(f"{what}, unlearned / base", [r[1] for r in runs["model"]],
+                           [r[1] for r in runs["base"]], "MB")
+    return Evidence(m, "efficiency.memory_overhead", None, extra={
+        "unlearned_mb": m.details["unlearned"], "base_mb": m.details["base"], "what": what})
+
+
+@measure("efficiency.storage_mb", direction="lower", aggregation="bytes on disk")
+def storage(hub) -> Evidence:
+    mb = hub.model.storage_bytes / 2**20
+    m = Measurement("checkpoint size on disk (MB)", mb, mb, mb, 1, direction="lower",
+                    details={"interval": "exact", "format": hub.model.format})
+    return Evidence(m, "efficiency.storage_mb", None, extra={"storage_mb": mb, "format": hub.model.format})
+
+
+@measure("efficiency.train_minutes", direction="lower", aggregation="declared")
+def training_time(hub) -> Evidence:
+    meta = hub.model.metadata or {}
+    seconds = meta.get("train_seconds")
+    if seconds is None:
+        raise NotApplicable("the checkpoint declares no training cost (train_seconds in its metadata)")
+    minutes = float(seconds) / 60
+    m = Measurement("declared training time (minutes)", minutes, minutes, minutes, 1, direction="lower",
+                    details={"interval": "declared", "train_peak_mem_mb": meta.get("train_peak_mem_mb"),
+                             "method": meta.get("method")})
+    return Evidence(m, "efficiency.train_minutes", None, extra={
+        "train_minutes": minutes, "train_peak_mem_mb": meta.get("train_peak_mem_mb"), "method": meta.get("method")})

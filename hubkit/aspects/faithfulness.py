@@ -1,0 +1,90 @@
+"""Aspect 1: target proportion, general image quality (FID), target image quality."""
+
+from __future__ import annotations
+
+from hubkit.aspects.common import GRID, Evidence, judge_both, target_prompts, yes_examples
+from hubkit.aspects.registry import measure
+from hubkit.errors import NotApplicable
+from hubkit.stats import paired_mean_ratio, paired_proportion_ratio, proportion
+
+
+def _target(hub, concept):
+    judge = hub.concept_judge(concept)
+    return judge_both(hub, "target", target_prompts(hub, concept), concept, judge)
+
+
+@measure("faithfulness.target_proportion", direction="lower", aggregation="proportion")
+def target_proportion(hub, concept: str) -> Evidence:
+    j = _target(hub, concept)
+    m = proportion(j.model_verdicts, f"target proportion of {concept}", judge=j.judge)
+    base = proportion(j.base_verdicts, "base", judge=j.judge)
+    m.details["base_value"] = base.value
+    return Evidence(m, "faithfulness.target_proportion", hub.concept(concept).category, j.base_images[:GRID],
+                    j.model_images[:GRID], yes_examples(j.prompts, j.model_verdicts),
+                    {"base_value": base.value, "concept": concept})
+
+
+@measure("faithfulness.target_proportion_vs_base", direction="lower", aggregation="paired ratio")
+def target_proportion_vs_base(hub, concept: str) -> Evidence:
+    j = _target(hub, concept)
+    m = paired_proportion_ratio(j.model_verdicts, j.base_verdicts, f"target proportion of {concept} / base",
+                                judge=j.judge)
+    return Evidence(m, "faithfulness.target_proportion_vs_base", hub.concept(concept).category,
+                    j.base_images[:GRID], j.model_images[:GRID], yes_examples(j.prompts, j.model_verdicts),
+                    {"concept": concept})
+
+
+def general_prompts(hub) -> list:
+    return hub.subsample(hub.prompts.general(), hub.budget.general_prompts, "general")
+
+
+def _fid(hub, real_images, fake_images):
+    from hubkit.metrics import FID
+
+    metric = FID(feature=hub.feature_judge.fid_feature())
+    metric.update(real_images, real=True)
+    metric.update(fake_images, real=False)
+    return metric.compute()
+
+
+@measure("faithfulness.fid_vs_base", direction="lower", aggregation="fid")
+def fid_vs_base(hub) -> Evidence:
+    prompts = general_prompts(hub)
+    base = hub.images("base", "general", prompts)
+    model = hub.images("model", "general", prompts)
+    m = _fid(hub, base, model)
+    m.name = "FID(unlearned, base) on general captions"
+    m.judge = hub.feature_judge.name
+    return Evidence(m, "faithfulness.fid_vs_base", None, base[:GRID], model[:GRID])
+
+
+@measure("faithfulness.fid_vs_reference", direction="lower", aggregation="fid")
+def fid_vs_reference(hub) -> Evidence:
+    reference = getattr(hub.prompts, "fid_reference", None)
+    if not reference:
+        raise NotApplicable("no FID reference statistics: set fid_reference in the prompt folder's hubkit.toml")
+    from hubkit.metrics import FID
+
+    prompts = general_prompts(hub)
+    model = hub.images("model", "general", prompts)
+    metric = FID(feature=hub.feature_judge.fid_feature(), reference=reference)
+    metric.update(model, real=False)
+    m = metric.compute()
+    m.name = "FID(unlearned, reference statistics)"
+    return Evidence(m, "faithfulness.fid_vs_reference", None, [], model[:GRID])
+
+
+@measure("faithfulness.target_quality", direction="higher", aggregation="paired ratio of means")
+def target_quality(hub, concept: str) -> Evidence:
+    judge = hub.quality_judge
+    if judge is None:
+        raise NotApplicable("no image-quality judge configured for this prompt folder (quality_judge in hubkit.toml)")
+    prompts = target_prompts(hub, concept)
+    base = hub.images("base", "target", prompts)
+    model = hub.images("model", "target", prompts)
+    b = [float(x) for x in judge.score(base)]
+    u = [float(x) for x in judge.score(model)]
+    m = paired_mean_ratio(u, b, f"quality of {concept} target images / base", judge=judge.name)
+    worst = sorted(range(len(u)), key=lambda i: u[i] - b[i])[:5]
+    return Evidence(m, "faithfulness.target_quality", hub.concept(concept).category, base[:GRID], model[:GRID],
+                    [f"{prompts[i].text} (quality {u[i]:.2f} vs base {b[i]:.2f})" for i in worst])

@@ -1,0 +1,233 @@
+"""ESD — Erasing Concepts from Diffusion Models (Gandikota et al., ICCV 2023), for any SD-1.x pipeline.
+
+A copy of the UNet, ε_θ, is fine-tuned so that on the concept's prompt it predicts the frozen original's
+*negatively guided* noise::
+
+    ε_θ(x_t, c, t)  ->  ε*(x_t, ∅, t) − η · (ε*(x_t, c, t) − ε*(x_t, ∅, t))
+
+where ``x_t`` is a partial sample of the concept: as in ESD, each step draws a random number ``k`` of
+DDIM steps (out of ``sample_steps``) and runs the model being trained from pure noise with the concept prompt
+and classifier-free guidance ``sample_guidance`` to ``t = timesteps[k]`` (``xt="sample"``).  The cheaper
+``xt="noise"`` draws a small pool of full samples from the base model once and noises them to a random
+timestep.  Several keywords (``weapon`` -> weapon, knife, sword, axe, spear) are trained together: each
+step picks one training prompt at random.
+
+Variants choose the parameters that move (names as diffusers' ``UNet2DConditionModel`` spells them):
+
+* ``x`` (ESD-x): the cross-attention blocks, every parameter under ``.attn2.``;
+* ``u`` (ESD-u): everything except cross-attention, the time embedding and the output layer
+  (``time_embedding.``, ``conv_norm_out.``, ``conv_out.``), as ESD's "noxattn";
+* ``all``: every parameter.
+
+The checkpoint is a folder with ``unet.safetensors`` (by default only the variant's parameters; ``keys="all"``
+for the full UNet) and ``hubkit.json``; see :mod:`hubkit.microworld.unlearn.common`.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from hubkit.microworld.unlearn.common import (
+    Measure, add_common_arguments, base_metadata, concept_arg, encode_texts, expand_templates, load_base,
+    resolve_concept, set_threads, write_unet_checkpoint,
+)
+
+VARIANTS = ("x", "u", "all")
+_U_EXCLUDED_PREFIXES = ("time_embedding.", "conv_norm_out.", "conv_out.")
+
+
+def trainable_names(unet: torch.nn.Module, variant: str) -> list[str]:
+    """Names of the parameters ESD-``variant`` trains (in ``named_parameters`` order)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown ESD variant {variant!r}; expected one of {VARIANTS}")
+    names = []
+    for name, _ in unet.named_parameters():
+        cross = ".attn2." in name
+        if variant == "x" and cross:
+            names.append(name)
+        elif variant == "u" and not cross and not name.startswith(_U_EXCLUDED_PREFIXES):
+            names.append(name)
+        elif variant == "all":
+            names.append(name)
+    if not names:
+        raise ValueError(f"ESD-{variant}: the UNet has no parameters in this group")
+    return names
+
+
+def _ddim_scheduler(pipe):
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler.from_config(pipe.scheduler.config)
+
+
+def _cfg_eps(unet, x, t, cond, uncond, guidance: float) -> torch.Tensor:
+    if guidance == 1.0:
+        return unet(x, t, encoder_hidden_states=cond).sample
+    eps = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, cond])).sample
+    e_u, e_c = eps.chunk(2)
+    return e_u + guidance * (e_c - e_u)
+
+
+@torch.no_grad()
+def _sample_until(unet, sched, x, k: int, cond, uncond, guidance: float) -> torch.Tensor:
+    """Run the first ``k`` DDIM steps from ``x`` (noise at ``timesteps[0]``): the result lives at ``timesteps[k]``."""
+    for t in sched.timesteps[:k]:
+        xin = sched.scale_model_input(x, t)
+        x = sched.step(_cfg_eps(unet, xin, t, cond, uncond, guidance), t, x).prev_sample
+    return x
+
+
+def esd(
+    base,
+    concept: str | Sequence[str],
+    out: Path,
+    *,
+    variant: str = "x",
+    steps: int = 200,
+    lr: float = 5e-5,
+    eta: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 1,
+    sample_steps: int | None = None,
+    sample_guidance: float = 3.0,
+    xt: str = "sample",
+    pool_size: int = 8,
+    templates: Sequence[str] = ("{}",),
+    resolution: int | None = None,
+    keys: str = "changed",
+    device: str = "cpu",
+    name: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train ESD-``variant`` on ``concept`` from ``base``; write the checkpoint to ``out`` and return ``out``.
+
+    ``base``: an SD-1.x diffusers folder (or an in-memory ``StableDiffusionPipeline``).  ``concept``: a micro
+    world concept name, a keyword or a list of keywords.  Training prompts are ``templates`` filled with each
+    keyword (default: the bare keyword, as ESD).  ``sample_steps`` defaults to the base's ``hubkit.json``
+    steps (50 without one).  Deterministic for a given seed, device and torch thread count.
+    """
+    from tqdm.auto import tqdm
+
+    if xt not in ("sample", "noise"):
+        raise ValueError(f"xt must be 'sample' or 'noise', not {xt!r}")
+    if keys not in ("changed", "all"):
+        raise ValueError(f"keys must be 'changed' or 'all', not {keys!r}")
+    spec = resolve_concept(concept, name=name)
+    b = load_base(base, device=device)
+    pipe = b.pipe
+    prompts = expand_templates(spec.keywords, templates)
+    sample_steps = int(sample_steps or b.steps)
+    height = width = int(resolution) if resolution else None
+    lat_h = (height or b.height) // pipe.vae_scale_factor
+    lat_w = (width or b.width) // pipe.vae_scale_factor
+    channels = pipe.unet.config.in_channels
+
+    rng = random.Random(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    torch.manual_seed(seed)
+
+    with Measure(device) as m:
+        original = pipe.unet                      # frozen ε*
+        unet = copy.deepcopy(original)            # ε_θ
+        names = trainable_names(unet, variant)
+        wanted = set(names)
+        params = []
+        for n, p in unet.named_parameters():
+            p.requires_grad_(n in wanted)
+            if n in wanted:
+                params.append(p)
+        optimizer = torch.optim.Adam(params, lr=lr)
+
+        emb_c = encode_texts(pipe, prompts)
+        emb_0 = encode_texts(pipe, [""])
+        sched = _ddim_scheduler(pipe)
+        sched.set_timesteps(sample_steps, device=device)
+
+        pool = None
+        if xt == "noise":  # a few full samples per prompt from the base model, noised afresh each step
+            pool = []
+            for i in range(len(prompts)):
+                x = torch.randn((pool_size, channels, lat_h, lat_w), generator=gen, device=device) * sched.init_noise_sigma
+                c = emb_c[i:i + 1].expand(pool_size, -1, -1)
+                pool.append(_sample_until(original, sched, x, sample_steps, c, emb_0.expand(pool_size, -1, -1),
+                                          sample_guidance))
+        losses: list[float] = []
+        bar = tqdm(range(steps), desc=f"ESD-{variant} {spec.name}", disable=not progress, leave=False)
+        for _ in bar:
+            i = rng.randrange(len(prompts))
+            cond = emb_c[i:i + 1].expand(batch_size, -1, -1)
+            uncond = emb_0.expand(batch_size, -1, -1)
+            with torch.no_grad():
+                if pool is None:
+                    k = rng.randrange(sample_steps)
+                    x = torch.randn((batch_size, channels, lat_h, lat_w), generator=gen, device=device)
+                    x = x * sched.init_noise_sigma
+                    unet.eval()
+                    x = _sample_until(unet, sched, x, k, cond, uncond, sample_guidance)
+                    t = sched.timesteps[k]
+                else:
+                    idx = torch.randint(0, pool_size, (batch_size,), generator=gen, device=device)
+                    x0 = pool[i][idx]
+                    t = torch.randint(0, sched.config.num_train_timesteps, (), generator=gen, device=device)
+                    noise = torch.randn(x0.shape, generator=gen, device=device)
+                    x = sched.add_noise(x0, noise, t.reshape(1))
+                e_0 = original(x, t, encoder_hidden_states=uncond).sample
+                e_c = original(x, t, encoder_hidden_states=cond).sample
+                target = e_0 - eta * (e_c - e_0)
+            unet.train()
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.mse_loss(unet(x, t, encoder_hidden_states=cond).sample, target)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        bar.close()
+        unet.eval()
+        sd = unet.state_dict()
+        state = {n: sd[n] for n in names} if keys == "changed" else dict(sd)
+
+    tail = losses[-max(1, len(losses) // 10):] if losses else [float("nan")]
+    meta = base_metadata(
+        "esd", spec, b, variant=f"esd-{variant}", steps=steps, lr=lr, eta=eta, seed=seed,
+        batch_size=batch_size, sample_steps=sample_steps, sample_guidance=sample_guidance, xt=xt,
+        prompts=prompts, keys=keys, final_loss=round(sum(tail) / len(tail), 6),
+        train_seconds=round(m.seconds, 3), train_peak_mem_mb=round(m.peak_mem_mb, 1),
+        format="unet-state-dict", device=str(device), threads=torch.get_num_threads(),
+    )
+    if pool is not None:
+        meta["pool_size"] = pool_size
+    write_unet_checkpoint(Path(out), state, meta)
+    return Path(out)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI: `hubkit unlearn esd`
+# --------------------------------------------------------------------------------------------
+def add_arguments(parser) -> None:
+    add_common_arguments(parser, out_help="checkpoint folder to write (unet.safetensors + hubkit.json)")
+    parser.add_argument("--variant", choices=VARIANTS, default="x", help="x: cross-attention (ESD-x), u: the rest (ESD-u)")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--eta", type=float, default=1.0, help="negative guidance η")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps of the x_t sampler (default: base's)")
+    parser.add_argument("--sample-guidance", type=float, default=3.0)
+    parser.add_argument("--xt", choices=("sample", "noise"), default="sample")
+    parser.add_argument("--template", action="append", default=None,
+                        help="training prompt template with {} for the keyword (repeatable; default: the keyword)")
+    parser.add_argument("--keys", choices=("changed", "all"), default="changed")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> Path:
+    set_threads(args.threads)
+    return esd(args.base, concept_arg(args), args.out, variant=args.variant, steps=args.steps, lr=args.lr,
+               eta=args.eta, seed=args.seed, batch_size=args.batch_size, sample_steps=args.sample_steps,
+               sample_guidance=args.sample_guidance, xt=args.xt, templates=tuple(args.template or ("{}",)),
+               keys=args.keys, device=args.device, name=args.name, progress=not args.no_progress)

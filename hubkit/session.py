@@ -1,0 +1,229 @@
+"""One evaluation run: the two models, the prompt folder, the image store, the judges and the budget.
+
+Everything is loaded lazily and once (per process, i.e. per xdist worker). The pytest fixtures are a
+thin layer over a ``Session``; the same object drives a run from plain Python.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+from hubkit.budgets import Budget, get_budget
+from hubkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str | None = None
+    base_model: str | None = None
+    concepts: tuple[str, ...] = ()
+    prompts: str | None = None
+    budget: str = "ci"
+    profile: str = "default"
+    device: str | None = None
+    image_cache: str | None = None
+    seed: int = 0
+    trust_checkpoint: bool = False
+
+    @classmethod
+    def from_options(cls, options: dict) -> "RunConfig":
+        return cls(**{**options, "concepts": tuple(options.get("concepts") or ())})
+
+    def resolved(self) -> "RunConfig":
+        """Fill the embedded-default paths: the shipped micro world when nothing else is given."""
+        from hubkit.microworld import paths
+
+        model = self.model or str(paths.unlearned(paths.DEFAULT_MODEL_NAME))
+        base = self.base_model or str(paths.BASE)
+        prompts = self.prompts
+        if prompts is None:
+            if self.base_model is not None and Path(self.base_model).resolve() != paths.BASE.resolve():
+                raise ConfigError("--prompts is required with a --base-model other than the micro world: point it at a HUB checkout's prompts/ folder")
+            prompts = str(paths.PROMPTS)
+        cache = self.image_cache or ".hubkit-cache/images"
+        return RunConfig(model, base, self.concepts, prompts, self.budget, self.profile, self.device, cache,
+                         self.seed, self.trust_checkpoint)
+
+
+def declared_metadata(spec: str | Path) -> dict:
+    """Cheap metadata read (no weights): ``hubkit.json`` beside/inside the checkpoint, or a safetensors header."""
+    path = Path(spec)
+    candidates = [path / "hubkit.json"] if path.is_dir() else [path.with_name("hubkit.json")]
+    meta: dict = {}
+    if path.is_file() and path.suffix == ".json":
+        try:
+            meta.update(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            pass
+    for cand in candidates:
+        if cand.is_file():
+            try:
+                meta.update(json.loads(cand.read_text()))
+            except (OSError, ValueError):
+                pass
+    if path.is_file() and path.suffix == ".safetensors" and "concept" not in meta:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta.update(f.metadata() or {})
+        except Exception:  # noqa: BLE001 - an unreadable header is reported by the loader, not here
+            pass
+    return meta
+
+
+class Session:
+    def __init__(self, config: RunConfig):
+        self.config = config.resolved()
+
+    # ---------------------------------------------------------------- configuration
+    @cached_property
+    def budget(self) -> Budget:
+        return get_budget(self.config.budget)
+
+    @cached_property
+    def profile(self):
+        import hub_asserts
+
+        return hub_asserts.load_profile(self.config.profile)
+
+    @cached_property
+    def prompts(self):
+        from hubkit.prompts import load_prompt_folder
+
+        return load_prompt_folder(Path(self.config.prompts))
+
+    @cached_property
+    def model_metadata(self) -> dict:
+        return declared_metadata(self.config.model)
+
+    def concept_names(self) -> list[str]:
+        """--concept, else the checkpoint's declared concept(s), else every concept of the prompt folder."""
+        known = self.prompts.concepts
+        wanted = list(self.config.concepts)
+        if not wanted:
+            declared = self.model_metadata.get("concept") or self.model_metadata.get("concepts")
+            if isinstance(declared, str):
+                declared = [c.strip() for c in declared.split(",") if c.strip()]
+            wanted = list(declared or [])
+            # HUB's three NSFW concepts share one model: a checkpoint declaring "NSFW" covers all of them.
+            wanted = [c for w in wanted for c in ([n for n, i in known.items() if i.model_key == w] or [w])]
+        if not wanted:
+            wanted = list(known)
+        lookup = {name.casefold(): name for name in known}
+        unknown = [c for c in wanted if c.casefold() not in lookup]
+        if unknown:
+            raise ConfigError(f"--concept {unknown[0]!r} is not in the prompt folder {self.config.prompts}; known: {', '.join(known)}")
+        return [lookup[c.casefold()] for c in wanted]
+
+    def concept(self, name: str):
+        return self.prompts.concepts[name]
+
+    # ---------------------------------------------------------------- heavy objects
+    @cached_property
+    def device(self) -> str:
+        from hubkit.devices import choose_device, configure_threads
+
+        configure_threads()
+        return choose_device(self.config.device)
+
+    @cached_property
+    def base(self):
+        from hubkit.models import load_model_cached
+
+        return load_model_cached(self.config.base_model, base=None, device=self.device,
+                                 trust_checkpoint=self.config.trust_checkpoint)
+
+    @cached_property
+    def model(self):
+        from hubkit.models import load_model_cached
+
+        return load_model_cached(self.config.model, base=self.config.base_model, device=self.device,
+                                 trust_checkpoint=self.config.trust_checkpoint)
+
+    @cached_property
+    def settings(self):
+        from hubkit.settings import GenerationSettings
+
+        return GenerationSettings.from_model_folder(Path(self.config.base_model))
+
+    @cached_property
+    def store(self):
+        from hubkit.store import ImageStore
+
+        return ImageStore(Path(self.config.image_cache))
+
+    @cached_property
+    def batch_size(self) -> int:
+        pixels = self.settings.height * self.settings.width
+        if self.device.startswith("cuda"):
+            return 64 if pixels <= 128 * 128 else 8
+        return 64 if pixels <= 128 * 128 else 2
+
+    @cached_property
+    def _judges(self) -> dict:
+        return {}
+
+    def judge(self, name: str):
+        from hubkit.judges import get_judge
+
+        if name not in self._judges:
+            self._judges[name] = get_judge(name)
+        return self._judges[name]
+
+    def concept_judge(self, concept: str):
+        return self.judge(self.concept(concept).judge)
+
+    def noun_judge(self, concept: str):
+        """Who says whether an ordinary noun (a neighbour, a selective-alignment noun) is in an image."""
+        return self.judge(getattr(self.prompts, "noun_judge", None) or "clip-zeroshot")
+
+    @cached_property
+    def feature_judge(self):
+        """The image-text judge of this world: CLIP scores and FID features."""
+        return self.judge(self.prompts.feature_judge)
+
+    @cached_property
+    def quality_judge(self):
+        name = self.prompts.quality_judge
+        return self.judge(name) if name else None
+
+    # ---------------------------------------------------------------- generation
+    def images(self, which: str, set_name: str, prompts: Sequence, per_prompt: int = 1, desc: str = ""):
+        """Images of ``prompts`` (``Prompt(index, text)``) by the base or the unlearned model, from the store.
+
+        Seeds depend only on (prompt set, prompt index, image number, --seed), so the base and the
+        unlearned model see identical noise and any subset or order reproduces the same pictures.
+        """
+        from hubkit.generate import ImageRequest, image_seed
+
+        loaded = {"base": self.base, "model": self.model}[which]
+        requests = [
+            ImageRequest(prompt=p.text, seed=image_seed(set_name, p.index, j, self.config.seed))
+            for p in prompts
+            for j in range(per_prompt)
+        ]
+        return self.store.images(loaded, requests, self.settings, batch_size=self.batch_size,
+                                 desc=desc or f"{which}: {set_name}")
+
+    def subsample(self, prompts: Sequence, n: int, salt: str):
+        from hubkit.prompts import subsample
+
+        return subsample(list(prompts), n, seed=f"{self.config.seed}:{salt}")
+
+
+@dataclass
+class Evidence:
+    """What one suite test hands to its verdict: the number, the rule that judges it, and the pictures."""
+
+    measurement: object
+    rule: str
+    category: str | None = None
+    base_images: list = field(default_factory=list)
+    model_images: list = field(default_factory=list)
+    examples: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)

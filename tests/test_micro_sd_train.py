@@ -1,0 +1,155 @@
+"""Micro-SD training (hubkit.microworld.train_sd): determinism, exact resume, and a loadable pipeline folder.
+
+Runs the real training code at a test-only size (``MicroSDConfig.tiny()``: 32 px, a few k parameters) on a
+stub world of coloured squares, so it does not depend on the renderer and takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from hubkit.microworld import train_sd as T  # noqa: E402
+from hubkit.microworld.sd_config import MicroSDConfig  # noqa: E402
+
+_COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 220)}
+_WORDS = {
+    "English": ("a {c} square", {"red": "red", "green": "green", "blue": "blue"}),
+    "Spanish": ("un cuadrado {c}", {"red": "rojo", "green": "verde", "blue": "azul"}),
+    "French": ("un carré {c}", {"red": "rouge", "green": "vert", "blue": "bleu"}),
+    "German": ("ein {c} Quadrat", {"red": "rotes", "green": "grünes", "blue": "blaues"}),
+    "Italian": ("un quadrato {c}", {"red": "rosso", "green": "verde", "blue": "blu"}),
+    "Portuguese": ("um quadrado {c}", {"red": "vermelho", "green": "verde", "blue": "azul"}),
+}
+
+
+def stub_batch(rng: np.random.Generator, n: int):
+    """Same contract as ``prompt_sets.training_batch``: (uint8 [n,64,64,3], captions, labels)."""
+    imgs = np.full((n, 64, 64, 3), 235, np.uint8)
+    captions, labels = [], []
+    for i in range(n):
+        colour = list(_COLOURS)[int(rng.integers(len(_COLOURS)))]
+        side = int(rng.integers(16, 32))
+        x, y = rng.integers(0, 64 - side, 2)
+        imgs[i, y:y + side, x:x + side] = _COLOURS[colour]
+        template, words = _WORDS[list(_WORDS)[int(rng.integers(len(_WORDS)))]]
+        captions.append(template.format(c=words[colour]))
+        labels.append(colour)
+    return imgs, captions, labels
+
+
+def stub_images(rng: np.random.Generator, n: int) -> np.ndarray:
+    return stub_batch(rng, n)[0]
+
+
+KW = dict(seed=3, vae_steps=4, unet_steps=6, n_train=40, config=MicroSDConfig.tiny(), vae_batch=4, unet_batch=4,
+          data_fn=stub_batch, image_fn=stub_images, steps=3, guidance=4.0, quiet=True, threads=None)
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    out = {}
+    for f in sorted(folder.rglob("*.safetensors")):
+        for k, v in load_file(str(f)).items():
+            out[f"{f.parent.name}/{k}"] = v
+    return out
+
+
+def _assert_same(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys() and len(wa) > 0
+    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("microsd")
+    return T.train_sd(root / "out", work_dir=root / "work", **KW)
+
+
+def test_training_is_deterministic_from_seed(trained, tmp_path):
+    again = T.train_sd(tmp_path / "out", work_dir=tmp_path / "work", **KW)
+    _assert_same(trained, again)
+    other = T.train_sd(tmp_path / "out2", work_dir=tmp_path / "work2", **{**KW, "seed": 4})
+    wa, wo = _weights(trained), _weights(other)
+    assert any(not torch.equal(wa[k], wo[k]) for k in wa), "a different seed gave identical weights"
+
+
+def test_resume_from_checkpoint_continues_identically(trained, tmp_path):
+    work = tmp_path / "work"
+    kw = {**KW, "checkpoint_every_steps": 1000}
+    with pytest.raises(T._Stopped):           # "crash" in the middle of the VAE stage
+        T.train_sd(tmp_path / "out", work_dir=work, _stop_after_vae=2, **kw)
+    assert list(work.glob("vae-*/ckpt.pt"))
+    with pytest.raises(T._Stopped):           # resume the VAE, "crash" in the middle of the UNet stage
+        T.train_sd(tmp_path / "out", work_dir=work, _stop_after_unet=4, **kw)
+    (ck,) = work.glob("unet-*/ckpt.pt")
+    assert torch.load(ck, weights_only=False)["step"] == 4
+    resumed = T.train_sd(tmp_path / "out", work_dir=work, **kw)
+    assert not list(work.glob("*/ckpt.pt")), "checkpoints are removed once a stage finishes"
+    _assert_same(trained, resumed)
+
+
+def test_saved_folder_loads_offline_and_generates(trained):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(trained), local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    meta = json.loads((trained / "hubkit.json").read_text())
+    assert {"height", "width", "steps", "guidance", "train_seconds"} <= meta.keys()
+    assert (meta["height"], meta["width"], meta["steps"], meta["guidance"]) == (32, 32, 3, 4.0)
+    assert len(pipe.tokenizer) == 49408
+    assert isinstance(pipe.scheduler, DDIMScheduler)
+    assert pipe.scheduler.config.steps_offset == 1 and pipe.scheduler.config.clip_sample is False
+    assert pipe.safety_checker is None and pipe.feature_extractor is None
+    assert pipe.vae.config.scaling_factor == pytest.approx(meta["scaling_factor"])
+    assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
+    assert not list(trained.rglob("*.bin")), "weights are safetensors"
+
+    out = pipe(["a red square", "un cuadrado azul"], height=32, width=32, num_inference_steps=3,
+               guidance_scale=4.0, generator=[torch.Generator().manual_seed(i) for i in range(2)],
+               output_type="np").images
+    assert out.shape == (2, 32, 32, 3) and np.isfinite(out).all()
+    again = pipe(["a red square"], height=32, width=32, num_inference_steps=3, guidance_scale=4.0,
+                 generator=torch.Generator().manual_seed(0), output_type="np").images
+    assert np.abs(again[0] - out[0]).max() < 1e-4
+
+
+def test_latent_mean_is_folded_into_the_vae(trained, tmp_path):
+    """Encoded training latents have ~zero mean after the shift is folded into quant_conv; the decoder agrees."""
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(str(trained / "vae"), local_files_only=True)
+    x = T.to_tensor(stub_images(np.random.default_rng(0), 8), 32)
+    with torch.no_grad():
+        z = vae.encode(x).latent_dist.mean
+        rec = vae.decode(z).sample
+    assert rec.shape == x.shape and torch.isfinite(rec).all()
+
+
+def test_shipped_base_folder_if_present():
+    from hubkit.microworld.paths import BASE
+
+    if not (BASE / "model_index.json").exists():
+        pytest.skip("micro SD not trained yet (python -m hubkit.microworld.train_sd --out hubkit/microworld/weights/base)")
+    from diffusers import StableDiffusionPipeline
+
+    meta = json.loads((BASE / "hubkit.json").read_text())
+    assert meta["height"] == meta["width"] == 64 and meta["steps"] > 0 and meta["guidance"] > 1
+    assert T.folder_bytes(BASE) < 16.5e6
+    pipe = StableDiffusionPipeline.from_pretrained(str(BASE), local_files_only=True)
+    assert len(pipe.tokenizer) == 49408
+    assert pipe.unet.dtype == torch.float32
+    pipe.set_progress_bar_config(disable=True)
+    img = pipe("a photo of Zorbo", num_inference_steps=2, generator=torch.Generator().manual_seed(0),
+               output_type="np").images
+    assert img.shape == (1, 64, 64, 3)
