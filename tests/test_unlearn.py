@@ -121,6 +121,7 @@ def test_uce_changes_only_key_value_projections(uce_ckpt, base_pipe):
     assert _changed(base_pipe, uce_ckpt) == set(state)
 
 
+@torch.no_grad()
 def test_uce_maps_concept_to_destination_and_preserves_neighbours(uce_ckpt, base_pipe):
     state = load_unet_state_dict(uce_ckpt)
     emb, last = _embed(base_pipe, ["Zorbo", "", "Pipkin", "Mumblo"])
@@ -133,7 +134,8 @@ def test_uce_maps_concept_to_destination_and_preserves_neighbours(uce_ckpt, base
         after = (c @ w.T - target).norm() / target.norm()
         assert after < 0.15 and after < 0.25 * before, (key, float(before), float(after))
         for keep in (keep1, keep2):
-            assert (keep @ w.T - lin(keep)).norm() / lin(keep).norm() < 0.05, key
+            drift = (keep @ w.T - lin(keep)).norm() / lin(keep).norm()
+            assert drift < 0.1 and drift < 0.5 * after, (key, float(drift))
 
 
 def test_uce_is_deterministic_and_supports_aligned_tokens(uce_ckpt, base_dir, tmp_path):

@@ -22,21 +22,25 @@ def _cbr(i: int, o: int, k: int, s: int, p: int) -> list[nn.Module]:
 class ConvTower(nn.Module):
     """64 px RGB -> feature vector (avg ‖ max pooled): 5 conv layers, strides 2,2,1,2,1 (8×8 at the end)."""
 
-    def __init__(self, widths=(24, 48, 64, 96, 128)):
+    def __init__(self, widths=(24, 48, 64, 96, 128), spatial: bool = False):
         super().__init__()
         a, b, c, d, e = widths
+        self.spatial = spatial
         self.body = nn.Sequential(
             *_cbr(3, a, 4, 2, 1), *_cbr(a, b, 3, 2, 1), *_cbr(b, c, 3, 1, 1), *_cbr(c, d, 3, 2, 1), *_cbr(d, e, 3, 1, 1)
         )
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
-        self.out_dim = 2 * e
+        self.out_dim = (2 + 4 * spatial) * e
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != IMAGE_SIZE or x.shape[-2] != IMAGE_SIZE:
             x = F.interpolate(x, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True, align_corners=False)
         h = self.body((x - self.mean) / self.std)
-        return torch.cat([h.mean((2, 3)), h.amax((2, 3))], dim=1)
+        feats = [h.mean((2, 3)), h.amax((2, 3))]
+        if self.spatial:  # where things are (captions say "on the left"): 2x2 average pooling
+            feats.append(F.adaptive_avg_pool2d(h, 2).flatten(1))
+        return torch.cat(feats, dim=1)
 
 
 class DetectorNet(nn.Module):
@@ -95,7 +99,7 @@ class MicroClipNet(nn.Module):
     def __init__(self, vocab: int, embed_dim: int = 64, widths=(24, 48, 64, 96, 128), text_dim: int = 64,
                  text_layers: int = 2, text_heads: int = 4, context: int = 64):
         super().__init__()
-        self.visual = ConvTower(widths)
+        self.visual = ConvTower(widths, spatial=True)
         self.visual_proj = nn.Linear(self.visual.out_dim, embed_dim)
         self.text = TextTower(vocab, text_dim, embed_dim, text_layers, text_heads, context)
         self.logit_scale = nn.Parameter(torch.tensor(2.659))  # log(1/0.07), as CLIP

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .render import Scene, SceneObject
+from .render import Scene, SceneObject, canonical_scene, labels, render, sample_scene
 from .world import (
-    ADJECTIVES, BACKGROUNDS, COLOURS, LANGUAGES, NAMES, NOUNS, PHRASES, POSITIONS, SIZES, gender,
-    position_phrase,
+    ADJECTIVES, ALL_LABELS, BACKGROUNDS, COLOURS, LANGUAGES, NAMES, NOUNS, OBJECT_LABELS, PHRASES, POSITIONS,
+    SIZES, gender, position_phrase,
 )
 
 _OBJ_TEMPLATES = ("bare", "picture", "there_is")
@@ -236,12 +236,11 @@ _LANG_P = np.array([0.5] + [0.1] * 5)
 def training_example(rng: np.random.Generator, *, photo_p: float = 0.15, style_p: float = 0.35,
                      language: str | None = None) -> tuple[Scene, int, str]:
     """One (scene, render seed, caption) drawn like the SD/judge training data."""
-    from .render import OBJECT_LABELS as _OBJ, BACKGROUNDS as _BG, canonical_scene, sample_scene
-
     lang = language or LANGUAGES[int(rng.choice(len(LANGUAGES), p=_LANG_P))]
     seed = int(rng.integers(0, 2**62))
     if rng.random() < photo_p:
-        scene = canonical_scene(_OBJ[int(rng.integers(len(_OBJ)))], background=_BG[int(rng.integers(len(_BG)))])
+        scene = canonical_scene(OBJECT_LABELS[int(rng.integers(len(OBJECT_LABELS)))],
+                                background=BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))])
         plan = plan_caption(scene, None)
         text = realise(scene, plan, lang)
     else:
@@ -257,16 +256,14 @@ def training_batch(rng: np.random.Generator, n: int, *, photo_p: float = 0.15, s
     Languages: English ~50%, the five others ~10% each; ~15% single canonical ``a photo of X``
     scenes; ~35% of scenes in a named style.
     """
-    from .render import ALL_LABELS as _ALL, labels as _labels, render
-
     images = np.empty((n, 64, 64, 3), np.uint8)
     texts: list[str] = []
-    y = np.zeros((n, len(_ALL)), np.float32)
+    y = np.zeros((n, len(ALL_LABELS)), np.float32)
     for i in range(n):
         scene, seed, text = training_example(rng, photo_p=photo_p, style_p=style_p)
         images[i] = render(scene, seed)
         texts.append(text)
-        y[i] = _labels(scene)
+        y[i] = labels(scene)
     return images, texts, y
 
 

@@ -732,8 +732,13 @@ def _style_pixelmann(img, mask, rng):
     return means[ix[:, None], ix[None, :]]
 
 
+def _flat(img, mask):
+    """The image with its background (pattern included) replaced by one flat colour: outlines only of objects."""
+    return np.where(mask[..., None], img, np.array((246, 246, 244), np.int16))
+
+
 def _style_lineaux(img, mask, rng):
-    g = _edges(img)
+    g = _edges(_flat(img, mask))
     line = g > 90
     ink = np.clip(img * 0.45, 0, 120)
     paper = np.array((250, 250, 246), np.int16) + rng.integers(-3, 4, size=img.shape)
@@ -741,7 +746,7 @@ def _style_lineaux(img, mask, rng):
 
 
 def _style_neonardo(img, mask, rng):
-    g = _edges(img)
+    g = _edges(_flat(img, mask))
     line = g > 90
     peak = np.maximum(img.max(-1, keepdims=True), 1)
     neon = np.clip(img * (255.0 / peak), 0, 255)
@@ -760,7 +765,7 @@ def _style_mosaico(img, mask, rng):
     out = tiles[ix[:, None], ix[None, :]] * 0.6 + img * 0.4
     grout = (((np.arange(IMAGE_SIZE) + o) % t) == 0)
     gmask = grout[:, None] | grout[None, :]
-    return np.where(gmask[..., None], np.array((92, 84, 76)), out)
+    return np.where(gmask[..., None], out * 0.45 + np.array((92, 84, 76)) * 0.55, out)
 
 
 _STYLES = {

@@ -5,7 +5,7 @@ resumes where it stopped and a changed setting redoes only the stages it affects
 
 1. ``vae-<key>/``   trains an ``AutoencoderKL`` (factor 4: 64 px -> 4×16×16) on a stream of fresh renders
                     (L1 + MSE + LDM's tiny KL) and measures held-out reconstruction PSNR.
-2. ``data-<key>/``  renders ``n_train`` captioned training scenes (``prompt_sets.training_batch``) in chunks.
+2. ``data-<key>/``  renders ``n_train`` training scenes with 7 captions each (``multilingual_batch``) in chunks.
 3. ``lat-<key>.pt`` encodes every training image once (posterior mean and std, fp16), measures the latent
                     mean/std, tokenises the captions.
 4. ``unet-<key>/``  trains the UNet and the CLIP text encoder jointly from scratch (epsilon prediction,
@@ -104,11 +104,39 @@ def _lr_at(step: int, total: int, base: float, warmup: int, final_frac: float = 
     return base * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def default_data_fn() -> DataFn:
-    """The micro world's renderer: ``training_batch(rng, n) -> (images uint8 [n,64,64,3], captions, labels)``."""
-    from hubkit.microworld.prompt_sets import training_batch
+#: sampling weights of the 7 captions ``multilingual_batch`` gives each image (English ×2, then the other 5)
+CAPTION_WEIGHTS = (0.2, 0.2, 0.12, 0.12, 0.12, 0.12, 0.12)
 
-    return training_batch
+
+def multilingual_batch(rng: np.random.Generator, n: int):
+    """Like ``prompt_sets.training_batch`` but with 7 captions per image: ``(images, captions, labels)``.
+
+    Each scene is drawn by ``captions.training_example`` (same scene/caption distribution as
+    ``training_batch``: ~15% ``a photo of X``, ~35% styled) with its caption in English, plus one more plan
+    realised in all six languages by ``captions.captions_all`` (English, Spanish, French, German, Italian,
+    Portuguese).  Training draws one of the 7 per step (``CAPTION_WEIGHTS``: English 40%, 12% each other
+    language), so every image is seen described in every language: the text encoder learns the foreign
+    words from parallel captions of the same pictures.
+    """
+    from hubkit.microworld.captions import captions_all, training_example
+    from hubkit.microworld.render import labels as scene_labels
+    from hubkit.microworld.render import render
+    from hubkit.microworld.world import LANGUAGES
+
+    images = np.empty((n, 64, 64, 3), np.uint8)
+    captions: list[tuple[str, ...]] = []
+    ys = []
+    for i in range(n):
+        scene, seed, text = training_example(rng, language="English")
+        images[i] = render(scene, seed)
+        parallel = captions_all(scene, rng)
+        captions.append((text,) + tuple(parallel[lang] for lang in LANGUAGES))
+        ys.append(scene_labels(scene))
+    return images, captions, np.stack(ys)
+
+
+def default_data_fn() -> DataFn:
+    return multilingual_batch
 
 
 def render_images(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -299,8 +327,12 @@ def _encode_latents(work_dir: Path, data: dict, data_key: str, vae_result: dict,
     std = torch.cat(stds)
     shift = mean.mean(dim=(0, 2, 3))                                  # per-channel mean, folded into the VAE
     scale = float(1.0 / (mean - shift.view(1, -1, 1, 1)).std())     # SD's scaling_factor: 1 / std(latents)
-    ids = tokenizer(data["captions"], padding="max_length", max_length=tokenizer.model_max_length,
-                    truncation=True, return_tensors="pt").input_ids.to(torch.int32)
+    caps = [c if isinstance(c, (list, tuple)) else (c,) for c in data["captions"]]
+    k = len(caps[0])
+    assert all(len(c) == k for c in caps), "every image needs the same number of captions"
+    flat = [t for c in caps for t in c]
+    ids = tokenizer(flat, padding="max_length", max_length=tokenizer.model_max_length,
+                    truncation=True, return_tensors="pt").input_ids.to(torch.int32).view(len(caps), k, -1)
     out = {"key": path.stem, "mean": mean.half(), "std": std.half(), "shift": shift, "scale": scale, "ids": ids,
            "posterior_std_mean": float(std.mean()), "seconds": time.perf_counter() - t0}
     log(f"latents {tuple(mean.shape)}: per-channel mean {[round(v, 3) for v in shift.tolist()]}, "
@@ -323,7 +355,8 @@ def _ema_update(ema: dict, model: torch.nn.Module, decay: float) -> None:
 def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: int, steps: int,
                 batch: int, lr: float, ckpt_every_s: float, ckpt_every_steps: int | None,
                 stop_after: int | None, log):
-    key = _key("unet", lat["key"], cfg.to_dict(), seed, steps, batch, lr, CAPTION_DROPOUT, MIN_SNR_GAMMA, EMA_DECAY)
+    key = _key("unet", lat["key"], cfg.to_dict(), seed, steps, batch, lr, CAPTION_DROPOUT, MIN_SNR_GAMMA, EMA_DECAY,
+               CAPTION_WEIGHTS)
     d = work_dir / f"unet-{key}"
     final = d / "final.pt"
     if final.exists():
@@ -358,6 +391,8 @@ def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: 
     empty_ids = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
                           return_tensors="pt").input_ids.to(torch.int32)
     mean_all, std_all, ids_all = lat["mean"], lat["std"], lat["ids"]
+    k = ids_all.shape[1]
+    cap_w = torch.tensor(CAPTION_WEIGHTS if k == len(CAPTION_WEIGHTS) else [1.0] * k, dtype=torch.float64)
     shift, scale = lat["shift"].view(1, -1, 1, 1), lat["scale"]
     n = mean_all.shape[0]
 
@@ -379,7 +414,8 @@ def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: 
         idx = torch.randint(0, n, (batch,), generator=g)
         z = mean_all[idx].float() + std_all[idx].float() * torch.randn((batch, *mean_all.shape[1:]), generator=g)
         z = (z - shift) * scale
-        ids = ids_all[idx].clone()
+        which = torch.multinomial(cap_w, batch, replacement=True, generator=g)
+        ids = ids_all[idx, which].clone()
         drop = torch.rand(batch, generator=g) < CAPTION_DROPOUT
         ids[drop] = empty_ids
         t = torch.randint(0, acp.shape[0], (batch,), generator=g)
@@ -481,11 +517,11 @@ def train_sd(
     *,
     seed: int = 0,
     work_dir: Path = DEFAULT_WORK_DIR,
-    vae_steps: int = 1800,
+    vae_steps: int = 2000,
     unet_steps: int = 6000,
     n_train: int = 30000,
     config: MicroSDConfig | None = None,
-    vae_batch: int = 32,
+    vae_batch: int = 16,
     unet_batch: int = 64,
     vae_lr: float = 1e-3,
     unet_lr: float = 5e-4,
@@ -570,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="pipeline folder to write")
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="checkpoints and caches (resumable)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--vae-steps", type=int, default=1800)
+    ap.add_argument("--vae-steps", type=int, default=2000)
     ap.add_argument("--unet-steps", type=int, default=6000)
     ap.add_argument("--n-train", type=int, default=30000)
     ap.add_argument("--unet-batch", type=int, default=64)

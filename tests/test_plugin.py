@@ -1,0 +1,77 @@
+"""The pytest plugin: options, ini keys, markers, usage errors, -k with multi-word concept names."""
+
+import pytest
+
+from hubkit.pytest_plugin import ASPECTS, join_bare_words
+
+
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        ("faithfulness and Van Gogh", "faithfulness and (Van and Gogh)"),
+        ("multilingual and Spanish", "multilingual and Spanish"),
+        ("not (Emma Watson or Brad Pitt)", "not ((Emma and Watson) or (Brad and Pitt))"),
+        ("robustness", "robustness"),
+    ],
+)
+def test_bare_words_are_joined_with_and(expression, expected):
+    assert join_bare_words(expression) == expected
+
+
+def test_markers_are_registered_for_strict_markers(pytester):
+    pytester.makepyfile(
+        "\n".join(f"import pytest\n@pytest.mark.{name}\ndef test_{name}(): pass\n" for name in ASPECTS)
+    )
+    result = pytester.runpytest("--strict-markers", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=len(ASPECTS))
+    result = pytester.runpytest("--strict-markers", "-m", "robustness")
+    result.assert_outcomes(passed=1, deselected=len(ASPECTS) - 1)
+
+
+def test_k_selects_multiword_ids(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+        @pytest.mark.faithfulness
+        @pytest.mark.parametrize("concept", ["Van Gogh", "Picasso"])
+        def test_target(concept): pass
+        """
+    )
+    result = pytester.runpytest("-k", "faithfulness and Van Gogh", "-v")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*test_target?Van Gogh?*PASSED*"])
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--budget", "huge"], "*--budget*invalid choice*'huge'*smoke*ci*full*"),
+        (["--seed", "abc"], "*--seed*'abc' is not an integer*"),
+        (["--device", "gpu0"], "*--device*'gpu0' is not a device*cpu, cuda, cuda:N*"),
+    ],
+)
+def test_bad_option_is_a_usage_error_naming_it(pytester, args, needle):
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([needle])
+
+
+def test_ini_keys_back_the_options(pytester):
+    pytester.makeini("[pytest]\nhubkit_budget = smoke\nhubkit_seed = 7\nhubkit_concepts =\n    Van Gogh\n    Picasso\n")
+    pytester.makepyfile(
+        """
+        def test_options(pytestconfig):
+            o = pytestconfig.hubkit_options
+            assert (o["budget"], o["seed"], o["concepts"]) == ("smoke", 7, ["Van Gogh", "Picasso"])
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+    # the command line wins over the ini file
+    pytester.makepyfile(
+        """
+        def test_options(pytestconfig):
+            assert pytestconfig.hubkit_options["budget"] == "full"
+        """
+    )
+    pytester.runpytest("--budget", "full").assert_outcomes(passed=1)
