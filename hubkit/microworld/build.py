@@ -1,0 +1,78 @@
+"""``hubkit micro build``: rebuild the whole micro world from seeds, step by step, resumably.
+
+Steps, in order (each writes into the package, so the result is what ships):
+
+1. ``prompts``   HUB-layout prompt sets + ``hubkit.toml``                     -> microworld/prompts/
+2. ``sd``        micro Stable Diffusion (VAE, then UNet + text encoder)       -> weights/base/
+3. ``judges``    concept detector, micro CLIP, quality judge                  -> weights/judges/
+4. ``unlearned`` ESD / UCE / SLD checkpoints for the shipped concepts         -> weights/unlearned/
+
+Long steps checkpoint into ``.scratch/`` and resume when re-run. Wall time per step is recorded in
+``weights/build.json`` (the "full rebuild" bar of ``hubkit micro check`` reads it).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+from hubkit.microworld import paths
+
+STEPS = ("prompts", "sd", "judges", "unlearned")
+WORK = Path(".scratch")
+
+# What ships in weights/unlearned/: (folder name, method, concept, options).
+SHIPPED = (
+    ("esd-pointelli", "esd", "Pointelli", {}),
+    ("esd-zorbo", "esd", "Zorbo", {}),
+    ("esd-dario-voss", "esd", "Dario Voss", {}),
+    ("esd-weapon", "esd", "weapon", {}),
+    ("uce-pointelli", "uce", "Pointelli", {}),
+    ("uce-zorbo", "uce", "Zorbo", {}),
+    ("sld-pointelli", "sld", "Pointelli", {}),
+)
+
+
+def _record(step: str, seconds: float) -> None:
+    path = paths.WEIGHTS / "build.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault("steps", {})[step] = round(seconds, 1)
+    data["machine"] = {"cpus": __import__("os").cpu_count(), "processor": platform.machine()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def build_unlearned(seed: int = 0, fast: bool = False, only: tuple[str, ...] = ()) -> None:
+    from hubkit.microworld.unlearn import unlearn
+
+    for name, method, concept, options in SHIPPED:
+        if only and name not in only:
+            continue
+        unlearn(method, base=paths.BASE, concept=concept, out=paths.unlearned(name), seed=seed, fast=fast, **options)
+
+
+def build(only: list[str] | None = None, seed: int = 0, fast: bool = False) -> None:
+    steps = [s for s in STEPS if not only or s in only]
+    for step in steps:
+        start = time.perf_counter()
+        print(f"[hubkit micro build] {step} ...", flush=True)
+        if step == "prompts":
+            from hubkit.microworld.prompt_sets import write_prompt_sets
+
+            write_prompt_sets(paths.PROMPTS, seed=seed)
+        elif step == "sd":
+            from hubkit.microworld.train_sd import train_sd
+
+            kwargs = {"vae_steps": 20, "unet_steps": 20, "n_train": 256} if fast else {}
+            train_sd(paths.BASE, seed=seed, work_dir=WORK / ("train_sd_fast" if fast else "train_sd"), **kwargs)
+        elif step == "judges":
+            from hubkit.microworld.train_judges import train_judges
+
+            train_judges(paths.JUDGES, seed=seed, **({"scale": 0.01} if fast else {}))
+        elif step == "unlearned":
+            build_unlearned(seed=seed, fast=fast)
+        if not fast:
+            _record(step, time.perf_counter() - start)
+        print(f"[hubkit micro build] {step} done in {time.perf_counter() - start:.0f} s", flush=True)
