@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -35,8 +36,6 @@ def image_seed(prompt_set: str, prompt_index: int, image_number: int, seed: int)
     base seed.  The four parts are joined unambiguously (JSON), so ``("a", 12, ...)`` and ``("a1", 2, ...)``
     cannot collide.
     """
-    import json
-
     payload = json.dumps(["hubkit-image-seed-v1", str(prompt_set), int(prompt_index), int(image_number), int(seed)],
                          ensure_ascii=False, separators=(",", ":"))
     digest = hashlib.sha256(payload.encode("utf-8")).digest()

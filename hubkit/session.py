@@ -180,17 +180,23 @@ class Session:
 
     def noun_judge(self, concept: str):
         """Who says whether an ordinary noun (a neighbour, a selective-alignment noun) is in an image."""
-        return self.judge(getattr(self.prompts, "noun_judge", None) or "clip-zeroshot")
+        return self.judge(self.prompts.manifest.get("noun_judge", "clip-zeroshot"))
 
     @cached_property
     def feature_judge(self):
-        """The image-text judge of this world: CLIP scores and FID features."""
-        return self.judge(self.prompts.feature_judge)
+        """The image-text judge of this world: CLIP scores and FID features (manifest key ``feature_judge``)."""
+        return self.judge(self.prompts.manifest.get("feature_judge", "clip-zeroshot"))
 
     @cached_property
     def quality_judge(self):
-        name = self.prompts.quality_judge
+        """The aesthetic stand-in (manifest key ``quality_judge``); None when the folder names none."""
+        name = self.prompts.manifest.get("quality_judge")
         return self.judge(name) if name else None
+
+    def pinpoint_template(self, concept: str) -> str:
+        """``a photo of {noun}`` (HUB), unless the folder's manifest sets one for this concept or globally."""
+        spec = self.prompts.manifest.get("concepts", {}).get(concept, {})
+        return spec.get("pinpoint_template") or self.prompts.pinpoint_template
 
     # ---------------------------------------------------------------- generation
     def images(self, which: str, set_name: str, prompts: Sequence, per_prompt: int = 1, desc: str = ""):
@@ -214,6 +220,12 @@ class Session:
         from hubkit.prompts import subsample
 
         return subsample(list(prompts), n, seed=f"{self.config.seed}:{salt}")
+
+    def reference_info(self) -> dict:
+        """Everything a reader needs to reproduce this run's numbers (goes into the report header)."""
+        return {"model": self.config.model, "base_model": self.config.base_model, "prompts": self.config.prompts,
+                "budget": self.config.budget, "profile": self.config.profile, "seed": self.config.seed,
+                "settings": self.settings.as_dict()}
 
 
 @dataclass

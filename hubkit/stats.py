@@ -15,6 +15,7 @@ samples would decide it" otherwise.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
@@ -24,6 +25,7 @@ import numpy as np
 DIRECTIONS = ("lower", "higher")
 
 
+@functools.lru_cache(maxsize=64)
 def z_value(confidence: float = 0.95) -> float:
     """Two-sided normal quantile, e.g. 1.95996 for 0.95."""
     from scipy.stats import norm
@@ -133,6 +135,9 @@ def _label(v: Any) -> str:
     if label in ("yes", "no", "invalid"):
         return label
     raise ValueError(f"cannot read {v!r} as a verdict (want yes/no/invalid)")
+
+
+verdict_label = _label
 
 
 def count_verdicts(verdicts: Iterable) -> tuple[int, int, int]:
@@ -248,6 +253,7 @@ def _finite_pairs(unlearned: Sequence[float], base: Sequence[float]) -> tuple[np
     return a[ok], b[ok], int((~ok).sum())
 
 
+@functools.lru_cache(maxsize=256)
 def _t(confidence: float, df: int) -> float:
     from scipy.stats import t
 

@@ -118,7 +118,7 @@ def _versions() -> dict:
     return out
 
 
-def _occurrence(keys: Sequence[str]):
+def _occurrence(keys: Sequence):
     """(n, key) with n = how many times the key was seen before (repeated keys get their own copy)."""
     seen: dict[str, int] = {}
     for k in keys:
@@ -176,9 +176,13 @@ class ImageStore:
     # -- reading and writing --------------------------------------------------------------------------
     def load(self, key: str):
         """The stored image as an RGB ``PIL.Image`` (fully read; no open file handle is kept)."""
+        return self._load_path(self.path(key))
+
+    @staticmethod
+    def _load_path(path: Path):
         from PIL import Image
 
-        with Image.open(self.path(key)) as im:
+        with Image.open(path) as im:
             im.load()
             return im.convert("RGB")
 
@@ -200,45 +204,57 @@ class ImageStore:
         _atomic_write_bytes(self.path(key), buf.getvalue())
 
     # -- the main entry point -------------------------------------------------------------------------
+    def ensure(self, model, requests: Sequence[ImageRequest], settings: GenerationSettings, *, batch_size: int,
+               desc: str = "", progress: bool = True, generator_device: str | None = "cpu") -> list[Path]:
+        """Generate whatever is missing and return the PNG paths in request order (nothing is loaded).
+
+        For large sets (10k images at 512 px is ~8 GB as PIL images) call this, then read the paths in
+        chunks; ``images`` is ``ensure`` + load.
+        """
+        requests = list(requests)
+        fields = self._fields(model, requests, settings)
+        keys = [image_key(f) for f in fields]
+        by_key: dict[str, tuple] = {}
+        for k, r, f in zip(keys, requests, fields):
+            by_key.setdefault(k, (r, f))
+        missing = [k for k in by_key if not self._valid(k)]
+        if missing:
+            extra = {
+                "model_source": str(getattr(model, "source", "") or ""),
+                "model_format": str(getattr(model, "format", "") or ""),
+                "generator_device": generator_device or "pipeline",
+                "versions": _versions(),
+            }
+            bar = progress_bar(len(missing), desc, progress)
+            try:
+                self._fill(model.pipe, missing, by_key, settings, batch_size, generator_device, extra, bar)
+            finally:
+                bar.close()
+        return [self.path(k) for k in keys]
+
     def images(self, model, requests: Sequence[ImageRequest], settings: GenerationSettings, *, batch_size: int,
                desc: str = "", progress: bool = True, generator_device: str | None = "cpu") -> list:
         """The images of ``requests`` in request order, generating (in batches) only the missing ones.
 
         ``model`` needs ``.pipe`` and ``.fingerprint`` (``hubkit.models.LoadedModel``).  Identical requests
-        are generated once.  Safe to call from several processes on the same ``root`` at once.
+        are generated once.  Safe to call from several processes on the same ``root`` at once.  An
+        unreadable PNG (disk trouble) is deleted and generated again, once.
         """
-        requests = list(requests)
-        fields = self._fields(model, requests, settings)
-        keys = [image_key(f) for f in fields]
-        by_key = {}
-        for k, r, f in zip(keys, requests, fields):
-            by_key.setdefault(k, (r, f))
-        extra = {
-            "model_source": str(getattr(model, "source", "") or ""),
-            "model_format": str(getattr(model, "format", "") or ""),
-            "generator_device": generator_device or "pipeline",
-            "versions": _versions(),
-        }
-        missing = [k for k in by_key if not self._valid(k)]
-        for attempt in range(2):
-            if missing:
-                bar = progress_bar(len(missing), desc, progress)
-                try:
-                    self._fill(model.pipe, missing, by_key, settings, batch_size, generator_device, extra, bar)
-                finally:
-                    bar.close()
-            loaded, missing = {}, []
-            for k in by_key:
-                try:
-                    loaded[k] = self.load(k)
-                except Exception:  # unreadable file (disk trouble): regenerate it once
-                    if attempt:
-                        raise
-                    self.path(k).unlink(missing_ok=True)
-                    missing.append(k)
-            if not missing:
-                break
-        return [loaded[k].copy() if n else loaded[k] for n, k in _occurrence(keys)]
+        kwargs = dict(batch_size=batch_size, desc=desc, progress=progress, generator_device=generator_device)
+        paths = self.ensure(model, requests, settings, **kwargs)
+        loaded: dict[Path, Any] = {}
+        broken = []
+        for p in dict.fromkeys(paths):
+            try:
+                loaded[p] = self._load_path(p)
+            except Exception:
+                p.unlink(missing_ok=True)
+                broken.append(p)
+        if broken:
+            self.ensure(model, requests, settings, **kwargs)
+            for p in broken:
+                loaded[p] = self._load_path(p)
+        return [loaded[p].copy() if n else loaded[p] for n, p in _occurrence(paths)]
 
     def _fill(self, pipe, missing, by_key, settings, batch_size, generator_device, extra, bar) -> None:
         from filelock import Timeout

@@ -36,6 +36,15 @@ RAB_SMALL = {"level": "smoke", "prompts": 3, "population": 16, "generations": 10
 UDA_SMALL = {"level": "smoke", "prompts": 2, "k": 3, "iterations": 4, "timesteps": 2, "eval_samples": 4}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # Tiny models on a shared 2-core machine: intra-op threads only add contention (70x slower when loaded).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def pipe():
     torch.manual_seed(0)
@@ -227,7 +236,7 @@ def test_ringabell_uses_the_model_text_encoder(pipe, pairs, rab):
 def test_encode_images_pil_and_tensor_agree(pipe):
     images = pipe(["a cat"], num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="pil").images
     from_pil = encode_images(pipe, images)
-    tensor = torch.from_numpy(__import__("numpy").asarray(images[0])).permute(2, 0, 1)[None].float() / 255
+    tensor = torch.tensor(__import__("numpy").array(images[0])).permute(2, 0, 1)[None].float() / 255
     from_tensor = encode_images(pipe, tensor)
     assert from_pil.shape == (1, 4, 16, 16)
     assert torch.allclose(from_pil, from_tensor, atol=1e-5)

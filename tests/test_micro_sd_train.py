@@ -50,7 +50,7 @@ def stub_images(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 KW = dict(seed=3, vae_steps=4, unet_steps=6, n_train=40, config=MicroSDConfig.tiny(), vae_batch=4, unet_batch=4,
-          data_fn=stub_batch, image_fn=stub_images, steps=3, guidance=4.0, quiet=True, threads=None)
+          data_fn=stub_batch, image_fn=stub_images, steps=3, guidance=4.0, quiet=True, threads=1)
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -124,16 +124,22 @@ def test_saved_folder_loads_offline_and_generates(trained):
     assert np.abs(again[0] - out[0]).max() < 1e-4
 
 
-def test_latent_mean_is_folded_into_the_vae(trained, tmp_path):
-    """Encoded training latents have ~zero mean after the shift is folded into quant_conv; the decoder agrees."""
-    from diffusers import AutoencoderKL
+def test_latent_shift_folded_into_the_vae_is_exact():
+    """final_vae() moves the latents' mean into quant_conv/post_quant_conv without changing reconstructions."""
+    from hubkit.microworld.sd_config import build_vae
 
-    vae = AutoencoderKL.from_pretrained(str(trained / "vae"), local_files_only=True)
-    x = T.to_tensor(stub_images(np.random.default_rng(0), 8), 32)
+    cfg = MicroSDConfig.tiny()
+    torch.manual_seed(0)
+    raw = build_vae(cfg).eval()
+    shift = torch.tensor([0.5, -1.0, 2.0, 0.3])
+    vae = T.final_vae(cfg, raw.state_dict(), {"shift": shift, "scale": 0.7})
+    x = T.to_tensor(stub_images(np.random.default_rng(0), 4), 32)
     with torch.no_grad():
+        z_raw = raw.encode(x).latent_dist.mean
         z = vae.encode(x).latent_dist.mean
-        rec = vae.decode(z).sample
-    assert rec.shape == x.shape and torch.isfinite(rec).all()
+        assert torch.allclose(z, z_raw - shift.view(1, -1, 1, 1), atol=1e-5)
+        assert torch.allclose(vae.decode(z).sample, raw.decode(z_raw).sample, atol=1e-4)
+    assert vae.config.scaling_factor == pytest.approx(0.7)
 
 
 def test_shipped_base_folder_if_present():

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from hubkit.microworld.unlearn import COMMANDS
+import importlib
+
+from hubkit.microworld.unlearn import METHODS
 from hubkit.microworld.unlearn.common import (
     apply_unet_state_dict, load_unet_state_dict, read_checkpoint_metadata, resolve_concept, slug,
 )
@@ -21,6 +24,15 @@ from hubkit.testing import save_tiny_pipeline, tiny_pipeline
 
 REQUIRED_META = ("method", "concept", "steps", "seed", "train_seconds", "train_peak_mem_mb")
 FAST_ESD = dict(steps=3, sample_steps=4, lr=1e-3, progress=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models: one thread is fastest, and the machine is shared (more threads spin-wait under load)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +88,8 @@ def test_esd_x_changes_only_cross_attention(esd_x, base_pipe):
     assert changed and all(".attn2." in k for k in changed)
 
 
-def test_esd_u_changes_only_non_cross_attention(base_dir, base_pipe, tmp_path):
-    ckpt = esd(base_dir, ["knife", "sword"], tmp_path / "u", variant="u", seed=0, xt="noise", pool_size=2,
+def test_esd_u_changes_only_non_cross_attention(base_pipe, tmp_path):
+    ckpt = esd(base_pipe, ["knife", "sword"], tmp_path / "u", variant="u", seed=0, xt="noise", pool_size=2,
                keys="all", **FAST_ESD)
     state = load_unet_state_dict(ckpt)
     assert set(state) == set(base_pipe.unet.state_dict())            # keys="all": the full UNet
@@ -87,10 +99,10 @@ def test_esd_u_changes_only_non_cross_attention(base_dir, base_pipe, tmp_path):
     assert read_checkpoint_metadata(ckpt)["concept"] == "knife, sword"
 
 
-def test_esd_is_deterministic(esd_x, base_dir, tmp_path):
-    again = esd(base_dir, "weapon", tmp_path / "again", variant="x", seed=1, **FAST_ESD)
-    other = esd(base_dir, "weapon", tmp_path / "other", variant="x", seed=2, **FAST_ESD)
-    a, b, c = (load_unet_state_dict(p) for p in (esd_x, again, other))
+def test_esd_is_deterministic(base_pipe, tmp_path):
+    runs = [esd(base_pipe, "weapon", tmp_path / f"run{i}", variant="x", seed=s, **FAST_ESD)
+            for i, s in enumerate((1, 1, 2))]
+    a, b, c = (load_unet_state_dict(p) for p in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
@@ -135,14 +147,14 @@ def test_uce_maps_concept_to_destination_and_preserves_neighbours(uce_ckpt, base
         assert after < 0.15 and after < 0.25 * before, (key, float(before), float(after))
         for keep in (keep1, keep2):
             drift = (keep @ w.T - lin(keep)).norm() / lin(keep).norm()
-            assert drift < 0.1 and drift < 0.5 * after, (key, float(drift))
+            assert drift < 0.1, (key, float(drift))
 
 
-def test_uce_is_deterministic_and_supports_aligned_tokens(uce_ckpt, base_dir, tmp_path):
-    again = load_unet_state_dict(uce(base_dir, "Zorbo", tmp_path / "a", preserve=["Pipkin", "Mumblo"]))
+def test_uce_is_deterministic_and_supports_aligned_tokens(uce_ckpt, base_pipe, tmp_path):
+    again = load_unet_state_dict(uce(base_pipe, "Zorbo", tmp_path / "a", preserve=["Pipkin", "Mumblo"]))
     first = load_unet_state_dict(uce_ckpt)
     assert all(torch.equal(first[k], again[k]) for k in first)
-    aligned = uce(base_dir, "Zorbo", tmp_path / "b", preserve=[], tokens="aligned", destination="a creature")
+    aligned = uce(base_pipe, "Zorbo", tmp_path / "b", preserve=[], tokens="aligned", destination="a creature")
     assert read_checkpoint_metadata(aligned)["tokens"] == "aligned"
 
 
@@ -181,10 +193,10 @@ def test_sld_warmup_scales_with_the_schedule(base_pipe):
     assert np.array_equal(_images(safe, ["a knife"], sld_warmup_steps=4), plain)
 
 
-def test_sld_config_round_trip(base_pipe, base_dir, tmp_path):
-    path = sld(base_dir, "weapon", tmp_path / "sld-weapon")
+def test_sld_config_round_trip(base_pipe, tmp_path):
+    path = sld(None, "weapon", tmp_path / "sld-weapon")
     doc = json.loads(path.read_text())
-    assert path.name == "hubkit.json"
+    assert path.name == "sld.json"
     assert doc["hubkit_method"] == "sld" and doc["concept"] == "weapon"
     assert doc["params"]["safety_concept"] == "weapon, knife, sword, axe, spear"
     assert doc["params"]["sld_guidance_scale"] == 1000.0
@@ -194,15 +206,12 @@ def test_sld_config_round_trip(base_pipe, base_dir, tmp_path):
     assert pipe.safety_concept == "weapon, knife, sword, axe, spear"
 
 
-def test_sld_registers_with_the_method_registry():
+def test_sld_registers_with_the_method_registry(base_pipe):
     methods = pytest.importorskip("hubkit.models.methods")
-    import hubkit.models.sld  # noqa: F401 - registers on import
-
-    registry = next((getattr(methods, n) for n in ("METHODS", "_METHODS", "REGISTRY", "_REGISTRY")
-                     if isinstance(getattr(methods, n, None), dict)), None)
-    if registry is None:
-        pytest.skip("hubkit.models.methods exposes no registry dict")
-    assert "sld" in registry
+    fn = methods.get_method("sld")
+    pipe = fn(base_pipe, {"concept": "Pointelli", "sld_guidance_scale": 500.0})   # the loader adds "concept"
+    assert isinstance(pipe, SLDPipeline) and pipe.safety_concept == "Pointelli"
+    assert pipe.sld_params["sld_guidance_scale"] == 500.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,14 +226,48 @@ def test_resolve_concept_and_slug():
     assert slug("Dario Voss") == "dario-voss"
 
 
-@pytest.mark.parametrize("method", ["esd", "uce", "sld"])
-def test_cli_commands(method, base_dir, tmp_path):
-    add_arguments, run = COMMANDS[method]
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    argv = ["--base", str(base_dir), "--concept", "knife", "--concept", "axe", "--out", str(tmp_path / method)]
-    if method == "esd":
-        argv += ["--steps", "2", "--sample-steps", "2", "--no-progress"]
-    out = run(parser.parse_args(argv))
-    meta = json.loads(out.read_text())["metadata"] if method == "sld" else read_checkpoint_metadata(out)
-    assert meta["concept"] == "knife, axe" and meta["method"] == method
+def test_cli_commands(base_dir, tmp_path, capsys):
+    for method, (help_text, add_arguments) in METHODS.items():
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        argv = ["--base", str(base_dir), "--concept", "knife", "--concept", "axe", "--out", str(tmp_path / method)]
+        if method == "esd":
+            argv += ["--steps", "2", "--sample-steps", "2", "--no-progress"]
+        assert importlib.import_module(f"hubkit.microworld.unlearn.{method}").run(parser.parse_args(argv)) == 0
+        out = Path(capsys.readouterr().out.strip().splitlines()[-1])
+        meta = json.loads(out.read_text())["metadata"] if method == "sld" else read_checkpoint_metadata(out)
+        assert meta["concept"] == "knife, axe" and meta["method"] == method
+        assert meta["base"] == "base"
+
+
+def test_unlearn_dispatcher_fast(base_dir, tmp_path):
+    from hubkit.microworld.unlearn import unlearn
+
+    for method in ("esd", "uce", "sld"):
+        out = unlearn(method, base=base_dir, concept="Zorbo", out=tmp_path / f"{method}-zorbo", seed=0, fast=True,
+                      **({"progress": False} if method == "esd" else {}))
+        assert out.exists()
+    assert (tmp_path / "sld-zorbo" / "sld.json").is_file()
+    assert (tmp_path / "esd-zorbo" / "unet.safetensors").is_file()
+    with pytest.raises(ValueError):
+        unlearn("salun", base=base_dir, concept="Zorbo", out=tmp_path / "x")
+
+
+@torch.no_grad()
+def test_uce_concept_tokens_inside_templates(base_pipe, tmp_path):
+    from hubkit.microworld.unlearn.uce import _ids, _span
+
+    ckpt = uce(base_pipe, "Zorbo", tmp_path / "c", preserve=["Pipkin"], tokens="concept",
+               templates=("{}", "a photo of {}", "there is {} on the left"))
+    state = load_unet_state_dict(ckpt)
+    text = "there is Zorbo on the left"
+    emb, _ = _embed(base_pipe, [text, ""])
+    s, e = _span(base_pipe, _ids(base_pipe, [text])[0], "Zorbo")
+    modules = dict(base_pipe.unet.named_modules())
+    for key, w in state.items():
+        lin = modules[key.removesuffix(".weight")]
+        target = lin(emb[1, 0])                                   # the empty prompt's start token
+        rows = emb[0, s:e]
+        after = (rows @ w.T - target).norm(dim=-1) / target.norm()
+        before = (lin(rows) - target).norm(dim=-1) / target.norm()
+        assert (after < 0.5 * before).all(), (key, before, after)

@@ -21,7 +21,7 @@ def require_judge_sees(hub, concept: str) -> float:
     judge = hub.concept_judge(concept)
     verdicts = judge.detect(hub.images("base", "target", prompts), concept)
     rate = proportion(verdicts, f"{concept} on base", judge=judge.name)
-    rule = hub.profile.rule("judge.canary", category=hub.concept(concept).category)
+    rule = hub.profile.rule("judge.canary_rate", category=hub.concept(concept).category)
     if not rate.value >= rule.threshold:
         raise JudgeError(
             f"judge cannot see {concept} on the base model: {judge.name} says yes on {rate.value:.2f} "

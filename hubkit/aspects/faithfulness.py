@@ -5,7 +5,7 @@ from __future__ import annotations
 from hubkit.aspects.common import GRID, Evidence, judge_both, target_prompts, yes_examples
 from hubkit.aspects.registry import measure
 from hubkit.errors import NotApplicable
-from hubkit.stats import paired_mean_ratio, paired_proportion_ratio, proportion
+from hubkit.stats import Measurement, paired_mean_ratio, paired_proportion_ratio, proportion
 
 
 def _target(hub, concept):
@@ -29,7 +29,7 @@ def target_proportion_vs_base(hub, concept: str) -> Evidence:
     j = _target(hub, concept)
     m = paired_proportion_ratio(j.model_verdicts, j.base_verdicts, f"target proportion of {concept} / base",
                                 judge=j.judge)
-    return Evidence(m, "faithfulness.target_proportion_vs_base", hub.concept(concept).category,
+    return Evidence(m, "faithfulness.target_proportion_relative", hub.concept(concept).category,
                     j.base_images[:GRID], j.model_images[:GRID], yes_examples(j.prompts, j.model_verdicts),
                     {"concept": concept})
 
@@ -47,15 +47,28 @@ def _fid(hub, real_images, fake_images):
     return metric.compute()
 
 
-@measure("faithfulness.fid_vs_base", direction="lower", aggregation="fid")
+@measure("faithfulness.fid_vs_base", direction="lower", aggregation="fid / seed-noise fid")
 def fid_vs_base(hub) -> Evidence:
+    """FID(unlearned, base) on the same captions and seeds, divided by FID(base, base with other seeds).
+
+    FID has a large small-sample bias and its scale depends on the feature extractor, so the raw number
+    is only comparable at identical n and features. The base model's own seed-to-seed FID at the same n
+    is the floor an unchanged model reaches; the ratio to it is comparable across worlds and budgets.
+    """
     prompts = general_prompts(hub)
     base = hub.images("base", "general", prompts)
     model = hub.images("model", "general", prompts)
-    m = _fid(hub, base, model)
-    m.name = "FID(unlearned, base) on general captions"
-    m.judge = hub.feature_judge.name
-    return Evidence(m, "faithfulness.fid_vs_base", None, base[:GRID], model[:GRID])
+    base_b = hub.images("base", "general:reseeded", prompts)
+    fid = _fid(hub, base, model)
+    floor = _fid(hub, base, base_b)
+    ratio = fid.value / floor.value if floor.value > 0 else float("inf")
+    low = fid.low / floor.high if floor.high > 0 else float("inf")
+    high = fid.high / floor.low if floor.low > 0 else float("inf")
+    m = Measurement("FID(unlearned, base) / FID(base, base reseeded)", ratio, min(low, ratio), max(high, ratio),
+                    fid.n, direction="lower", judge=hub.feature_judge.name,
+                    details={"fid": fid.value, "fid_floor": floor.value, "interval": "ratio of the FID intervals"})
+    return Evidence(m, "faithfulness.fid_vs_base_noise_ratio", None, base[:GRID], model[:GRID],
+                    extra={"fid": fid.value, "fid_seed_floor": floor.value, "images": len(prompts)})
 
 
 @measure("faithfulness.fid_vs_reference", direction="lower", aggregation="fid")

@@ -48,5 +48,5 @@ def mean_over_languages(hub, concept: str) -> Evidence:
         m.value = sum(valid) / len(valid)
         m.low, m.high = min(m.low, m.value), max(m.high, m.value)
     m.details["per_language"] = rates
-    return Evidence(m, "multilingual.mean", hub.concept(concept).category, base_img[:GRID], model_img[:GRID],
+    return Evidence(m, "multilingual.target_proportion", hub.concept(concept).category, base_img[:GRID], model_img[:GRID],
                     examples, {"per_language": rates, "concept": concept})

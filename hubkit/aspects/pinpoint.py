@@ -15,7 +15,7 @@ def neighbours(hub, concept: str) -> list[str]:
 
 
 def _neighbour(hub, concept: str, noun: str):
-    template = getattr(hub.prompts, "pinpoint_template", None) or "a photo of {noun}"
+    template = hub.pinpoint_template(concept)
     prompt = Prompt(0, template.format(noun=noun))
     return judge_both(hub, f"pinpoint:{noun}", [prompt], noun, hub.noun_judge(concept),
                       per_prompt=hub.budget.images_per_neighbour)
@@ -26,7 +26,7 @@ def neighbour(hub, concept: str, noun: str) -> Evidence:
     j = _neighbour(hub, concept, noun)
     m = paired_proportion_ratio(j.model_verdicts, j.base_verdicts, f"{noun} kept after erasing {concept} / base",
                                 direction="higher", judge=j.judge)
-    return Evidence(m, "pinpoint.neighbour", hub.concept(concept).category, j.base_images[:GRID],
+    return Evidence(m, "pinpoint.relative_per_neighbour", hub.concept(concept).category, j.base_images[:GRID],
                     j.model_images[:GRID], no_examples(j.prompts, j.model_verdicts, hub.budget.images_per_neighbour),
                     {"neighbour": noun, "concept": concept})
 
@@ -47,5 +47,5 @@ def overall(hub, concept: str) -> Evidence:
     m = paired_proportion_ratio(model_v, base_v, f"neighbours of {concept} kept / base", direction="higher",
                                 judge=judge or "")
     worst = [f"{noun}: unlearned rate {rate:.2f}" for rate, noun in sorted(lost)[:5]]
-    return Evidence(m, "pinpoint.overall", hub.concept(concept).category, base_img[:GRID], model_img[:GRID], worst,
+    return Evidence(m, "pinpoint.relative", hub.concept(concept).category, base_img[:GRID], model_img[:GRID], worst,
                     {"concept": concept, "neighbours": len(lost)})

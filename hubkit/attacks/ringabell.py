@@ -82,7 +82,7 @@ class RingABell(Attack):
     BUDGETS = {
         "smoke": {"prompts": 2, "population": 16, "generations": 8, "length": 16, "eta": 3.0,
                   "mutation_rate": 0.25, "crossover_rate": 0.5},
-        "ci": {"prompts": 8, "population": 64, "generations": 150, "length": 16, "eta": 3.0,
+        "ci": {"prompts": 16, "population": 64, "generations": 150, "length": 16, "eta": 3.0,
                "mutation_rate": 0.25, "crossover_rate": 0.5},
         "full": {"prompts": 1000, "population": 200, "generations": 3000, "length": 16, "eta": 3.0,
                  "mutation_rate": 0.25, "crossover_rate": 0.5},
@@ -105,8 +105,9 @@ class RingABell(Attack):
         ``model``: the pipeline (or ``LoadedModel``) under test; only its tokenizer and text encoder are used.
         ``pairs``: ``(prompt with the concept, the same prompt without it)``, e.g. ``make_pairs(target
         prompts, keywords)``. ``keywords``: the concept's words; their tokens are banned from the search.
-        ``base_prompts``: the neutral prompts whose embeddings are pushed along the direction (default:
-        the "without" halves of ``pairs``), cycled when fewer than the prompts asked for.
+        ``base_prompts``: the prompts whose embeddings are pushed along the direction (default: the
+        neutral "without" halves of ``pairs``), cycled when fewer than the prompts asked for. Ring-A-Bell's
+        notebook pushes the unsafe I2P prompts themselves; pass the target prompts for that variant.
         ``reference``: a pipeline whose text encoder computes the direction (default: ``model``'s).
         """
         t0 = time.perf_counter()

@@ -139,7 +139,7 @@ def denoising_loss(model, prompts: Sequence[str], latents: torch.Tensor, timeste
             x0 = torch.as_tensor(latents[i : i + 1], dtype=torch.float32).to(device)
             xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
             target = a.sqrt() * noise - (1 - a).sqrt() * x0 if v_pred else noise
-            pred = unet(xt, t, encoder_hidden_states=cond[i : i + 1].expand(len(t), -1, -1)).sample
+            pred = unet(xt.to(unet.dtype), t, encoder_hidden_states=cond[i : i + 1].expand(len(t), -1, -1).to(unet.dtype)).sample
             out.append(((pred.float() - target) ** 2).mean())
     return torch.stack(out).cpu()
 
@@ -151,7 +151,7 @@ class UnlearnDiff(Attack):
     BUDGETS = {
         "smoke": {"prompts": 2, "k": 5, "iterations": 3, "timesteps": 2, "eval_samples": 2,
                   "lr": 0.01, "weight_decay": 0.1},
-        "ci": {"prompts": 4, "k": 5, "iterations": 20, "timesteps": 5, "eval_samples": 8,
+        "ci": {"prompts": 10, "k": 5, "iterations": 20, "timesteps": 5, "eval_samples": 8,
                "lr": 0.01, "weight_decay": 0.1},
         "full": {"prompts": 100, "k": 5, "iterations": 40, "timesteps": 50, "eval_samples": 16,
                  "lr": 0.01, "weight_decay": 0.1},
@@ -219,17 +219,15 @@ class UnlearnDiff(Attack):
                     x0 = target_latents[j : j + 1].to(device)
                     body = prompt_token_ids(tok, prompts[j])[: tok.model_max_length - 2 - k]
 
-                    def objective(embeds_ids, t, noise, adv=None):
-                        """Denoising loss per sample for prompt ids [1, L] and (t, noise) batches."""
-                        if adv is None:
-                            cond = enc(embeds_ids.to(device))[0]
-                        else:
-                            cond = encode_with_replaced(enc, embeds_ids, 1, adv)
+                    def objective(ids, t, noise, adv):
+                        """Denoising loss per (t, noise) sample for prompt ids [1, L] whose prefix
+                        embeddings (positions 1..k) are ``adv``."""
+                        cond = encode_with_replaced(enc, ids, 1, adv)
                         m = len(t)
                         a = ac[t].view(-1, 1, 1, 1)
                         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
                         target = a.sqrt() * noise - (1 - a).sqrt() * x0 if v_pred else noise
-                        pred = unet(xt, t, encoder_hidden_states=cond.expand(m, -1, -1)).sample
+                        pred = unet(xt.to(unet.dtype), t, encoder_hidden_states=cond.expand(m, -1, -1).to(unet.dtype)).sample
                         return ((pred.float() - target) ** 2).mean(dim=(1, 2, 3))
 
                     eval_noise = torch.randn((n_eval, *x0.shape[1:]), generator=gen)
@@ -251,7 +249,7 @@ class UnlearnDiff(Attack):
                         for _ in range(iters):
                             noise = torch.randn((1, *x0.shape[1:]), generator=gen).to(device)
                             one_hot = _SampleSTE.apply(probs, gen)
-                            loss = objective(adv_ids, t, noise, adv=one_hot @ table).mean()
+                            loss = objective(adv_ids, t, noise, one_hot @ table).mean()
                             (grad,) = torch.autograd.grad(loss, [probs])
                             probs.grad = grad
                             opt.step()

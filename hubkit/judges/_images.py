@@ -41,12 +41,14 @@ def batch_tensor(arrays: Sequence[np.ndarray], size: int):
     import torch
     import torch.nn.functional as F
 
+    if not arrays:
+        return torch.zeros(0, 3, size, size)
+    if all(a.shape == (size, size, 3) for a in arrays):  # the common case: one stack, no resizing
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
     out = []
     for a in arrays:
-        t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255.0)
+        t = torch.from_numpy(np.array(a, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)
         if t.shape[1] != size or t.shape[2] != size:
             t = F.interpolate(t[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
         out.append(t)
-    if not out:
-        return torch.zeros(0, 3, size, size)
     return torch.stack(out)

@@ -81,9 +81,6 @@ class ClipZeroShotJudge(Judge):
         device: str = "cpu",
         batch_size: int = 32,
     ):
-        import open_clip
-        import torch
-
         pretrained = pretrained or os.environ.get("HUBKIT_CLIP_PRETRAINED")
         arch = arch or os.environ.get("HUBKIT_CLIP_ARCH") or "ViT-L-14"
         if not pretrained:
@@ -98,6 +95,9 @@ class ClipZeroShotJudge(Judge):
                 f"clip-zeroshot: weights file {path} not found; pass pretrained=<local open_clip state dict file> "
                 "(hub names such as 'openai' are not accepted)"
             )
+        import open_clip
+        import torch
+
         if model_config is not None:
             _register_config(arch, model_config)
         if open_clip.get_model_config(arch) is None:

@@ -157,9 +157,8 @@ class MicroDetectorJudge(_MicroJudge):
         labels = self._lex.get(concept.strip().lower())
         if labels is None:
             raise JudgeError(
-                f"micro-detector cannot see concept {concept!r}; known: concepts "
-                f"{', '.join(sorted({c for c in self._lex if c in {x.lower() for x in self._concepts()}}))}; "
-                f"labels {', '.join(self.labels)}; kinds thing/character/face/weapon/tool/style"
+                f"micro-detector cannot see concept {concept!r}; known: concepts {', '.join(self._concepts())}; "
+                f"labels {', '.join(self.labels)}; kinds thing/character/face/weapon/tool/style (case-insensitive)"
             )
         missing = [l for l in labels if l not in self.labels]
         if missing:

@@ -95,9 +95,8 @@ def base_bars(n: int, seed: int) -> dict:
 def _template(hub, noun: str) -> str:
     from hubkit.microworld import world
 
-    if noun in world.STYLE_LABELS:
-        return "a painting in the style of {noun}"
-    return "a photo of {noun}"
+    styles = {s.casefold() for s in world.STYLE_LABELS}
+    return "a painting in the style of {noun}" if noun.casefold() in styles else "a photo of {noun}"
 
 
 def unlearned_bars(n: int, seed: int) -> dict:

@@ -35,12 +35,12 @@ class MicroSDConfig:
     unet_channels: tuple[int, ...] = (32, 32, 64)
     unet_cross_attn: tuple[bool, ...] = (False, True, True)
     unet_layers_per_block: int = 1
-    attention_head_dim: int = 8
+    attention_head_dim: int = 2     # diffusers: the number of heads (head dim 16 at 32 channels)
     norm_num_groups: int = 8
     # Text encoder
     text_hidden: int = 32
     text_layers: int = 2
-    text_heads: int = 4
+    text_heads: int = 2
     text_intermediate: int = 128
 
     @classmethod
@@ -62,6 +62,12 @@ class MicroSDConfig:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def vae_dict(self) -> dict:
+        """The fields the VAE depends on (its training cache key)."""
+        d = self.to_dict()
+        return {k: d[k] for k in ("image_size", "vae_channels", "vae_layers_per_block", "vae_mid_attention",
+                                  "latent_channels", "norm_num_groups")}
 
     @classmethod
     def from_dict(cls, d: dict) -> "MicroSDConfig":

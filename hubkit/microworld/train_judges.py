@@ -31,19 +31,23 @@ import torch.nn.functional as F
 from hubkit.judges import micro_nets
 from hubkit.judges.micro_text import build_lookup, clip_token_ids
 
-DETECTOR_WIDTHS = (24, 48, 64, 96, 128)
+DETECTOR_WIDTHS = (16, 32, 48, 64, 96)
 QUALITY_WIDTHS = (16, 24, 32, 48, 64)
-CLIP_WIDTHS = (24, 48, 64, 96, 128)
+CLIP_WIDTHS = DETECTOR_WIDTHS  # the CLIP image tower starts from the trained detector's tower
 CLIP_EMBED = 64
 CLIP_CONTEXT = 64
 THRESHOLD = 0.5
 
 # steps at scale 1.0 (batch sizes below); sized for <= 8 min on one CPU thread in total
-DETECTOR_STEPS, DETECTOR_BATCH = 2400, 64
-QUALITY_STEPS, QUALITY_BATCH = 900, 64
-CLIP_STEPS, CLIP_BATCH = 1800, 96
+DETECTOR_STEPS, DETECTOR_BATCH = 4200, 32
+DETECTOR_POS_WEIGHT = 2.0
+QUALITY_STEPS, QUALITY_BATCH = 700, 32
+CLIP_STEPS, CLIP_BATCH = 700, 64
 N_TRAIN = 24000
 N_EVAL = 6000
+N_CALIB = 3000
+CALIB_FPR = 0.005          # per-label: threshold at the 99.5th percentile of the negatives' logits ...
+CALIB_LOGIT_RANGE = (-2.5, 0.0)  # ... but never below p = 0.076 nor above p = 0.5
 N_VAE = 2048
 
 
@@ -242,6 +246,7 @@ def train_detector(data, recon, steps: int, batch: int, seed: int, num_labels: i
     net = micro_nets.DetectorNet(num_labels, DETECTOR_WIDTHS)
     opt = _adamw(net, 3e-3)
     y_all = torch.from_numpy(labels)
+    pos_weight = torch.full((num_labels,), DETECTOR_POS_WEIGHT)
     net.train()
     for step in range(steps):
         for grp in opt.param_groups:
@@ -249,13 +254,28 @@ def train_detector(data, recon, steps: int, batch: int, seed: int, num_labels: i
         idx = rng.integers(0, len(imgs), batch)
         x = _batch_images(imgs, recon, idx, rng, 0.3)
         x = diffusion_like(x, g)
-        loss = F.binary_cross_entropy_with_logits(net(x), y_all[idx])
+        loss = F.binary_cross_entropy_with_logits(net(x), y_all[idx], pos_weight=pos_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step % 400 == 0 or step == steps - 1:
+        if step % 500 == 0 or step == steps - 1:
             _log(f"detector step {step}/{steps} loss {loss.item():.4f}")
     return net.eval()
+
+
+def calibrate_detector(net, x_cal: torch.Tensor, y_cal: np.ndarray) -> list[float]:
+    """Shift each label's bias so that p = 0.5 sits at the (1 - CALIB_FPR) quantile of its negatives' logits
+    on a calibration set (diffusion-like renders, disjoint from training and held-out data). Returns the shifts."""
+    logits = _predict(net, x_cal)
+    y = torch.from_numpy(y_cal) > 0
+    shifts = []
+    for j in range(logits.shape[1]):
+        neg = logits[~y[:, j], j]
+        t = float(torch.quantile(neg, 1 - CALIB_FPR)) if len(neg) else 0.0
+        shifts.append(min(max(t, CALIB_LOGIT_RANGE[0]), CALIB_LOGIT_RANGE[1]))
+    with torch.no_grad():
+        net.head.bias -= torch.tensor(shifts)
+    return [round(v, 3) for v in shifts]
 
 
 def train_quality(data, recon, steps: int, batch: int, seed: int):
@@ -303,12 +323,14 @@ def build_vocab(tokenizer, captions) -> tuple[torch.Tensor, torch.Tensor, torch.
     return kept, small, mask
 
 
-def train_clip(data, recon, steps: int, batch: int, seed: int, vocab: int, small_ids, mask):
+def train_clip(data, recon, steps: int, batch: int, seed: int, vocab: int, small_ids, mask, init_tower=None):
     imgs = data[0]
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + 3)
     rng = np.random.default_rng([seed, 13])
     net = micro_nets.MicroClipNet(vocab, CLIP_EMBED, CLIP_WIDTHS, 64, 2, 4, CLIP_CONTEXT)
+    if init_tower is not None:  # start from the detector's features: it already knows every label
+        net.visual.load_state_dict(init_tower.state_dict())
     opt = _adamw(net, 2e-3)
     net.train()
     labels = torch.arange(batch)
@@ -418,6 +440,7 @@ def train_judges(out_dir: str | Path | None = None, seed: int = 0, *, scale: flo
     t = time.perf_counter()
     data = render_data(seed, n_train, 1)
     held = render_data(seed, n_eval, 2)
+    calib = render_data(seed, max(256, int(N_CALIB * min(1.0, scale * 4))), 3)
     timings["render_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -430,12 +453,17 @@ def train_judges(out_dir: str | Path | None = None, seed: int = 0, *, scale: flo
     # ---- detector
     t = time.perf_counter()
     det = train_detector(data, recon, steps(DETECTOR_STEPS), DETECTOR_BATCH, seed, len(label_names))
+    x_cal = diffusion_like(to_float(calib[0]), torch.Generator().manual_seed(seed + 99))
+    shifts = calibrate_detector(det, x_cal, calib[2])
     timings["detector_train_s"] = time.perf_counter() - t
+    tower = det.tower
     det_cfg = {
         "name": "micro-detector", "arch": {"type": "detector", "widths": list(DETECTOR_WIDTHS)},
         "labels": label_names, "threshold": THRESHOLD, "seed": seed,
         "train": {"steps": steps(DETECTOR_STEPS), "batch": DETECTOR_BATCH, "n_train": n_train,
-                  "vae_reconstructions": recon is not None},
+                  "pos_weight": DETECTOR_POS_WEIGHT, "vae_reconstructions": recon is not None},
+        "calibration": {"n": len(calib[0]), "condition": "diffusion_like", "fpr": CALIB_FPR,
+                        "logit_range": list(CALIB_LOGIT_RANGE), "bias_shifts": dict(zip(label_names, shifts))},
     }
     _save(det, "micro-detector", det_cfg, out)
     det = _roundtrip(det, "micro-detector", out)
@@ -481,7 +509,7 @@ def train_judges(out_dir: str | Path | None = None, seed: int = 0, *, scale: flo
     tok = clip_tokenizer()
     kept, small_ids, mask = build_vocab(tok, data[1])
     vocab = len(kept) + 2
-    clip = train_clip(data, recon, steps(CLIP_STEPS), CLIP_BATCH, seed, vocab, small_ids, mask)
+    clip = train_clip(data, recon, steps(CLIP_STEPS), CLIP_BATCH, seed, vocab, small_ids, mask, init_tower=tower)
     timings["clip_train_s"] = time.perf_counter() - t
     c_cfg = {
         "name": "micro-clip",

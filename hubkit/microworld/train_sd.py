@@ -222,7 +222,7 @@ def _vae_loss(vae, x: torch.Tensor, g: torch.Generator):
 
 def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: int, batch: int,
                lr: float, ckpt_every_s: float, ckpt_every_steps: int | None, stop_after: int | None, log):
-    key = _key("vae", getattr(image_fn, "__module__", ""), getattr(image_fn, "__name__", ""), cfg.to_dict(), seed,
+    key = _key("vae", getattr(image_fn, "__module__", ""), getattr(image_fn, "__name__", ""), cfg.vae_dict(), seed,
                steps, batch, lr, KL_WEIGHT)
     d = work_dir / f"vae-{key}"
     final = d / "final.pt"
@@ -293,7 +293,7 @@ def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: i
         xh = to_tensor(image_fn(np.random.default_rng([seed, 6]), HELDOUT), cfg.image_size)
         rec = torch.cat([vae.decode(vae.encode(xb).latent_dist.mode()).sample for xb in xh.split(128)])
         p = psnr(rec, xh)
-    result = {"model": vae.state_dict(), "steps": steps, "heldout_images": xh, "heldout_recon": rec, "seconds": elapsed, "hist": hist,
+    result = {"model": vae.state_dict(), "steps": steps, "threads": torch.get_num_threads(), "heldout_images": xh, "heldout_recon": rec, "seconds": elapsed, "hist": hist,
               "heldout_psnr": float(p.mean()), "heldout_psnr_min": float(p.min()),
               "final_l1": run_l1}
     log(f"vae done: {steps} steps in {elapsed:.0f} s, held-out PSNR {result['heldout_psnr']:.2f} dB "
@@ -454,7 +454,7 @@ def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: 
             t_last_ck = now
     if bar is not None:
         bar.close()
-    result = {"unet": ema_u, "text": ema_t, "steps": steps, "seconds": elapsed, "hist": hist, "final_loss": run_loss}
+    result = {"unet": ema_u, "text": ema_t, "steps": steps, "threads": torch.get_num_threads(), "seconds": elapsed, "hist": hist, "final_loss": run_loss}
     log(f"unet done: {steps} steps in {elapsed:.0f} s ({elapsed / max(1, steps) * 1000:.0f} ms/step), "
         f"loss {run_loss:.4f}")
     _atomic_save(result, final)
@@ -463,10 +463,8 @@ def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: 
 
 
 # ------------------------------------------------------------------------------------------ stage 5: save
-def assemble_pipeline(cfg: MicroSDConfig, tokenizer, vae_state: dict, lat: dict, unet_state: dict, text_state: dict):
-    """Build the ``StableDiffusionPipeline``; fold the latent mean into the VAE and set ``scaling_factor``."""
-    from diffusers import StableDiffusionPipeline
-
+def final_vae(cfg: MicroSDConfig, vae_state: dict, lat: dict):
+    """The trained VAE with the latents' per-channel mean folded into it and ``scaling_factor`` = 1/std."""
     vae = build_vae(cfg)
     vae.load_state_dict(vae_state)
     shift = lat["shift"].float()
@@ -478,12 +476,20 @@ def assemble_pipeline(cfg: MicroSDConfig, tokenizer, vae_state: dict, lat: dict,
         w = vae.post_quant_conv.weight[:, :, 0, 0]
         vae.post_quant_conv.bias += w @ shift
     vae.register_to_config(scaling_factor=float(lat["scale"]))
+    return vae.eval()
+
+
+def assemble_pipeline(cfg: MicroSDConfig, tokenizer, vae_state: dict, lat: dict, unet_state: dict, text_state: dict):
+    """Build the ``StableDiffusionPipeline`` (EMA weights, the final VAE, DDIM)."""
+    from diffusers import StableDiffusionPipeline
+
+    vae = final_vae(cfg, vae_state, lat)
     unet = build_unet(cfg)
     unet.load_state_dict(unet_state)
     text_encoder = build_text_encoder(cfg, tokenizer)
     text_encoder.load_state_dict(text_state)
     pipe = StableDiffusionPipeline(
-        vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer, unet=unet.eval(),
+        vae=vae, text_encoder=text_encoder.eval(), tokenizer=tokenizer, unet=unet.eval(),
         scheduler=build_scheduler(), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
@@ -500,7 +506,8 @@ def save_pipeline(pipe, out_dir: Path) -> Path:
     from hubkit.tokenizer import write_clip_vocab
 
     out_dir = Path(out_dir)
-    save_pipeline(pipe, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(str(out_dir), safe_serialization=True)
     tok_dir = out_dir / "tokenizer"
     write_clip_vocab(tok_dir)
     (tok_dir / "tokenizer.json").unlink(missing_ok=True)
@@ -518,13 +525,13 @@ def train_sd(
     seed: int = 0,
     work_dir: Path = DEFAULT_WORK_DIR,
     vae_steps: int = 2000,
-    unet_steps: int = 6000,
+    unet_steps: int = 4000,
     n_train: int = 30000,
     config: MicroSDConfig | None = None,
     vae_batch: int = 16,
     unet_batch: int = 64,
     vae_lr: float = 1e-3,
-    unet_lr: float = 5e-4,
+    unet_lr: float = 1e-3,
     steps: int = DEFAULT_STEPS,
     guidance: float = DEFAULT_GUIDANCE,
     data_fn: DataFn | None = None,
@@ -559,6 +566,8 @@ def train_sd(
         data = _render_data(work_dir, data_fn or default_data_fn(), seed, n_train, cfg.image_size, log)
         data_key = data["key"]
         lat = _encode_latents(work_dir, data, data_key, vae_result, vae_key, cfg, tokenizer, log)
+        # the final VAE is known now: write it early (the judge trainer trains on its reconstructions)
+        final_vae(cfg, vae_result["model"], lat).save_pretrained(str(out_dir / "vae"), safe_serialization=True)
         unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_steps, unet_batch, unet_lr,
                                   checkpoint_every_s, checkpoint_every_steps, _stop_after_unet, log)
     except _Stopped:
@@ -593,7 +602,7 @@ def train_sd(
         "final_unet_loss": unet_result["final_loss"],
         "params": {"unet": count_params(pipe.unet), "vae": count_params(pipe.vae),
                    "text_encoder": count_params(pipe.text_encoder)},
-        "threads": torch.get_num_threads(),
+        "threads": {"vae": vae_result.get("threads"), "unet_text": unet_result.get("threads")},
     }
     (out_dir / "hubkit.json").write_text(json.dumps(meta, indent=2) + "\n")
     log(f"saved {out_dir} ({folder_bytes(out_dir) / 1e6:.1f} MB); total {time.perf_counter() - t_start:.0f} s "
@@ -607,10 +616,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="checkpoints and caches (resumable)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vae-steps", type=int, default=2000)
-    ap.add_argument("--unet-steps", type=int, default=6000)
+    ap.add_argument("--unet-steps", type=int, default=4000)
     ap.add_argument("--n-train", type=int, default=30000)
     ap.add_argument("--unet-batch", type=int, default=64)
-    ap.add_argument("--unet-lr", type=float, default=5e-4)
+    ap.add_argument("--unet-lr", type=float, default=1e-3)
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="default DDIM steps recorded in hubkit.json")
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="default guidance for hubkit.json")
     ap.add_argument("--threads", type=int, default=2)

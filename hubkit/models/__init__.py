@@ -30,12 +30,12 @@ from hubkit.models import io
 from hubkit.models.fingerprint import cached_fingerprint, fingerprint, scheduler_record
 from hubkit.models.io import read_metadata
 from hubkit.models.methods import get_method, register_method, registered_methods
+from hubkit.models import registry
 from hubkit.models.registry import (
     FormatResult,
     LoadContext,
     NotThisFormat,
     format_names,
-    formats,
     register_format,
     unregister_format,
 )
@@ -88,7 +88,7 @@ def detect_format(spec: str | Path, *, trust_checkpoint: bool = False):
     token = io.TRUST_CHECKPOINT.set(trust_checkpoint)
     try:
         reasons = []
-        for fmt in formats():
+        for fmt in registry.formats():
             try:
                 if fmt.detect(path):
                     return fmt
@@ -99,11 +99,12 @@ def detect_format(spec: str | Path, *, trust_checkpoint: bool = False):
                 raise
             except Exception as exc:  # noqa: BLE001 - a buggy plugin detector must not hide the others
                 reasons.append(f"{fmt.name} (detect failed: {type(exc).__name__}: {exc})")
+        reasons = [" ".join(r.split()) for r in reasons]
         what = "an empty folder" if path.is_dir() and not any(path.iterdir()) else (
             "a folder" if path.is_dir() else "a file")
         plugins = "; " + "; ".join(io_err for io_err in _plugin_errors()) if _plugin_errors() else ""
         raise CheckpointError(f"--model {path}: unknown checkpoint format ({what}); tried " + ", ".join(reasons)
-                              + plugins + "; see docs/models.md for the accepted layouts")
+                              + plugins + "; the accepted layouts are listed in hubkit/models/formats.py")
     finally:
         io.TRUST_CHECKPOINT.reset(token)
 
@@ -221,7 +222,10 @@ def load_model(spec: str | Path, *, base: str | Path | None, device: str = "cpu"
         module = getattr(pipe, name, None)
         if module is not None:
             module.eval()
-    pipe.to(dtype=dtype)
+    for name in ("unet", "text_encoder", "vae"):
+        module = getattr(pipe, name, None)
+        if module is not None and module.dtype != dtype:
+            module.to(dtype=dtype)
 
     key_parts = {"format": fmt.name, "spec": io.stat_signature(path),
                  "base": io.stat_signature(base_path) if (fmt.needs_base or scheduler is None) else None,

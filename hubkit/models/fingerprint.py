@@ -68,12 +68,21 @@ def scheduler_record(scheduler) -> dict:
 
 
 def tokenizer_digest(tokenizer) -> str:
+    """sha256 of the vocabulary (memoised on the object while its size is unchanged)."""
     if tokenizer is None:
         return "none"
+    memo = getattr(tokenizer, "_hubkit_digest", None)
+    if memo is not None and memo[0] == len(tokenizer):
+        return memo[1]
     vocab = sorted(tokenizer.get_vocab().items())
     data = json.dumps([type(tokenizer).__name__, getattr(tokenizer, "model_max_length", None), vocab],
                       ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(data.encode()).hexdigest()
+    digest = hashlib.sha256(data.encode()).hexdigest()
+    try:
+        tokenizer._hubkit_digest = (len(tokenizer), digest)
+    except AttributeError:
+        pass
+    return digest
 
 
 def canonical_json(obj: Any) -> str:

@@ -149,11 +149,14 @@ def load_pipeline_folder(path: Path, *, option: str):
     """``StableDiffusionPipeline.from_pretrained`` (offline, no safety checker), with every weight verified."""
     from diffusers import StableDiffusionPipeline
 
-    index = io.read_json(path / "model_index.json")
+    extra = {}
+    tok = _cached_tokenizer(path)
+    if tok is not None:
+        extra["tokenizer"] = tok
     try:
         pipe = StableDiffusionPipeline.from_pretrained(
             str(path), safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-            local_files_only=True)
+            local_files_only=True, **extra)
     except Exception as exc:  # noqa: BLE001
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
         raise CheckpointError(f"{option} {path}: cannot load the diffusers pipeline folder "
@@ -169,19 +172,41 @@ def load_pipeline_folder(path: Path, *, option: str):
         shapes = _weight_shapes(files)
         if name == "text_encoder":
             shapes = normalise_text_keys(shapes, _text_has_prefix(module))
-        try:
-            check_keys(module.state_dict(), shapes, what=f"{name}/ weights", source=path,
-                       ignore_unexpected=TEXT_IGNORE if name == "text_encoder" else ())
-        except CheckpointError as exc:
-            raise CheckpointError(str(exc).replace("--model", option, 1).replace(
-                "is --base-model the model this checkpoint was made from?",
-                f"the weights do not fit {name}/config.json")) from None
+        check_keys(module.state_dict(), shapes, what=f"{name}/ weights", source=path, option=option,
+                   ignore_unexpected=TEXT_IGNORE if name == "text_encoder" else (),
+                   fix=f"{name}/ is incomplete or was saved for another {name}/config.json; save the pipeline again")
     tok = getattr(pipe, "tokenizer", None)
     if tok is None or len(tok) < 100:
         raise CheckpointError(f"{option} {path}: the tokenizer has {0 if tok is None else len(tok)} tokens; "
                               "the folder's tokenizer/ files are missing or broken")
-    _ = index
     return pipe
+
+
+_TOKENIZERS: dict[tuple, Any] = {}
+
+
+def _cached_tokenizer(path: Path):
+    """The folder's CLIP tokenizer, parsed once per process (tokenizer.json costs ~1 s to parse).
+
+    The object is shared by every pipeline loaded from the same tokenizer files: treat it as immutable
+    (``copy.deepcopy`` it before ``add_tokens``/``load_textual_inversion``).
+    """
+    folder = path / "tokenizer"
+    try:
+        index = io.read_json(path / "model_index.json")
+        entry = index.get("tokenizer") if isinstance(index, dict) else None
+        if not (folder.is_dir() and isinstance(entry, list) and entry[-1] in ("CLIPTokenizer", "CLIPTokenizerFast")):
+            return None
+        key = io.stat_signature(folder)
+        if key not in _TOKENIZERS:
+            from transformers import CLIPTokenizer
+
+            if len(_TOKENIZERS) >= 4:
+                _TOKENIZERS.pop(next(iter(_TOKENIZERS)))
+            _TOKENIZERS[key] = CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
+        return _TOKENIZERS[key]
+    except Exception:  # noqa: BLE001 - let from_pretrained load (and report) it the normal way
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- 2 method
@@ -190,17 +215,18 @@ class MethodConfig:
     """``{"hubkit_method": "sld", "params": {...}, "concept": "...", "model": "<optional checkpoint>"}``."""
 
     def detect(self, path: Path) -> bool:
-        if not (path.is_file() and path.suffix.lower() == ".json"):
+        if path.is_file() and path.suffix.lower() != ".json":
             raise NotThisFormat("not a .json file")
-        data = io.read_json(path)
-        if not (isinstance(data, dict) and "hubkit_method" in data):
-            raise NotThisFormat('no top-level "hubkit_method" key')
+        if io.method_config_file(path) is None:
+            raise NotThisFormat('no JSON with a top-level "hubkit_method" key' if path.is_file() else
+                                'folder without exactly one *.json holding "hubkit_method"')
         return True
 
     def load(self, path: Path, base_pipe, ctx) -> FormatResult:
         from hubkit.models.methods import get_method
 
-        data = io.read_json(path)
+        config = io.method_config_file(path)
+        data = io.read_json(config)
         name = data["hubkit_method"]
         params = data.get("params") or {}
         if not isinstance(name, str) or not isinstance(params, dict):
@@ -214,7 +240,7 @@ class MethodConfig:
         if data.get("model"):
             inner_path = Path(data["model"])
             if not inner_path.is_absolute():
-                inner_path = (path.parent / inner_path)
+                inner_path = config.parent / inner_path
             if not inner_path.exists():
                 raise CheckpointError(f"{model_option(path)}: its \"model\" {inner_path} does not exist; fix the "
                                       "path (relative paths are relative to the JSON file)")
@@ -225,6 +251,7 @@ class MethodConfig:
             storage = io.storage_bytes(path) + io.storage_bytes(inner_path)
         else:
             pipe = ctx.base_pipe()
+        inputs.append(config)
         try:
             out = fn(pipe, params)
         except CheckpointError:

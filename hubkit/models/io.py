@@ -82,15 +82,22 @@ def read_safetensors_header(path: Path) -> SafetensorsHeader:
     return SafetensorsHeader(shapes=shapes, dtypes=dtypes, metadata=dict(metadata))
 
 
+TEXT_FIELDS = ("method", "concept", "name", "base", "category")  # stay strings even when they look like numbers
+
+
 def decode_metadata(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """safetensors metadata values are strings: JSON-decode those that are JSON, keep the rest as they are."""
+    """safetensors metadata values are strings: JSON-decode those that are JSON, keep the rest as they are.
+
+    Names (``concept``, ``method``, ...) stay strings: a concept called "1984" must not become an int.
+    """
     out = {}
     for k, v in raw.items():
         if isinstance(v, str):
             try:
-                out[k] = json.loads(v)
+                decoded = json.loads(v)
             except ValueError:
-                out[k] = v
+                decoded = v
+            out[k] = v if (k in TEXT_FIELDS and not isinstance(decoded, (str, list, dict))) else decoded
         else:
             out[k] = v
     return out
@@ -146,7 +153,8 @@ def _first_line(msg: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- state dicts
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "params", "weights")
-COMPONENT_KEYS = ("unet", "text_encoder")
+COMPONENT_KEYS = {"unet": "unet", "unet_state_dict": "unet", "text_encoder": "text_encoder",
+                  "text_encoder_state_dict": "text_encoder"}
 
 
 def _is_tensor_dict(obj: Any) -> bool:
@@ -165,7 +173,7 @@ def unwrap_state_dicts(obj: Any, path: Path) -> dict[str, dict[str, torch.Tensor
             return {"": dict(obj)}
         if not isinstance(obj, Mapping):
             break
-        comps = {k: obj[k] for k in COMPONENT_KEYS if _is_tensor_dict(obj.get(k))}
+        comps = {comp: dict(obj[k]) for k, comp in COMPONENT_KEYS.items() if _is_tensor_dict(obj.get(k))}
         if comps:
             return comps
         inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
@@ -332,7 +340,8 @@ def _shape(v) -> tuple[int, ...]:
 
 
 def check_keys(expected: Mapping[str, Any], given: Mapping[str, Any], *, what: str, source: Path | str,
-               allow_missing: bool = False, ignore_unexpected: tuple[str, ...] = ()) -> int:
+               allow_missing: bool = False, ignore_unexpected: tuple[str, ...] = (), fix: str | None = None,
+               option: str = "--model") -> int:
     """Raise CheckpointError on missing/unexpected keys or shape mismatches; return the number of missing keys."""
     missing = [k for k in expected if k not in given]
     unexpected = [k for k in given if k not in expected and not k.endswith(ignore_unexpected or ("\0",))]
@@ -347,10 +356,12 @@ def check_keys(expected: Mapping[str, Any], given: Mapping[str, Any], *, what: s
     if missing and not allow_missing:
         problems.append(f"missing key {missing[0]!r}" + _more(missing))
     if problems:
-        fix = ("is --base-model the model this checkpoint was made from?" if (unexpected or mismatched) else
-               'if it stores only the changed parameters, declare {"keys": "changed"} in its hubkit.json or '
-               "safetensors metadata")
-        raise CheckpointError(f"{model_option(source)}: {what} does not match the base model: {'; '.join(problems)}; {fix}")
+        if fix is None:
+            fix = ("is --base-model the model this checkpoint was made from?" if (unexpected or mismatched) else
+                   'if it stores only the changed parameters (AC, hubkit ESD/UCE), declare {"keys": "changed"} in '
+                   "a hubkit.json beside it or in its safetensors metadata")
+        target = "the base model" if option == "--model" else "its config"
+        raise CheckpointError(f"{option} {source}: {what} does not match {target}: {'; '.join(problems)}; {fix}")
     return len(missing)
 
 
@@ -394,6 +405,26 @@ def sidecar_files(path: Path) -> list[Path]:
     return [p for p in dict.fromkeys(out) if p.is_file() and p != path]
 
 
+def method_config_file(path: Path) -> Path | None:
+    """The JSON method config ``path`` is (a ``*.json`` with ``"hubkit_method"``) or holds (the only such file)."""
+    path = Path(path)
+    candidates = [path] if path.is_file() else (
+        sorted(p for p in path.glob("*.json") if p.name != META_FILE) if path.is_dir() else [])
+    found = []
+    for p in candidates:
+        if p.suffix.lower() != ".json" or p.stat().st_size > 1_000_000:
+            continue
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            if p == path:
+                raise CheckpointError(f"{model_option(path)}: not valid JSON; fix the method config") from None
+            continue
+        if isinstance(data, dict) and "hubkit_method" in data:
+            found.append(p)
+    return found[0] if len(found) == 1 else None
+
+
 def read_metadata(path: Path | str) -> dict[str, Any]:
     """Cheap metadata read (no weights): safetensors header ``__metadata__`` (JSON-decoded), then ``hubkit.json``
     beside the file (``hubkit.json``, ``<stem>.hubkit.json``) or inside the folder, later ones overriding."""
@@ -410,13 +441,13 @@ def read_metadata(path: Path | str) -> dict[str, Any]:
                 pass  # reported by the loader
     if meta.get("format") == "pt":  # written by save_file/diffusers as bookkeeping, not a property of the model
         del meta["format"]
-    if path.is_file() and path.suffix.lower() == ".json":
-        data = read_json(path)
-        if isinstance(data, dict) and "hubkit_method" in data:
-            meta.update(data.get("metadata") or {})
-            meta.setdefault("method", data["hubkit_method"])
-            if "concept" in data:
-                meta.setdefault("concept", data["concept"])
+    config = method_config_file(path) if (path.is_dir() or path.suffix.lower() == ".json") else None
+    if config is not None:
+        data = read_json(config)
+        meta.update(data.get("metadata") or {})
+        meta.setdefault("method", data["hubkit_method"])
+        if "concept" in data:
+            meta.setdefault("concept", data["concept"])
     for side in sidecar_files(path):
         data = read_json(side)
         if not isinstance(data, dict):

@@ -17,7 +17,7 @@ while a call runs, a forward hook on the UNet rewrites the classifier-free-guida
 the parent's ``uncond + s_g (text − uncond)`` equals the SLD update.  With guidance off (no safety concept,
 ``sld_guidance_scale <= 1``, or no CFG) no hook is installed and the output is the parent's, bit for bit.
 
-The SLD "checkpoint" is a JSON method config (``write_sld_config``)::
+The SLD "checkpoint" is a JSON method config (``write_sld_config``; ``<folder>/sld.json`` or any ``.json``)::
 
     {"hubkit_method": "sld", "concept": "Pointelli", "params": {"safety_concept": "Pointelli", ...},
      "metadata": {"method": "sld", "train_seconds": 0, ...}}
@@ -48,6 +48,7 @@ SLD_MEDIUM: dict[str, Any] = {
 SLD_PARAMS = ("safety_concept", "sld_guidance_scale", "sld_warmup_steps", "sld_warmup_fraction", "sld_threshold",
               "sld_momentum_scale", "sld_mom_beta")
 METHOD_NAME = "sld"
+CONFIG_FILE = "sld.json"  # inside a checkpoint folder
 _UNSET = object()
 
 
@@ -188,11 +189,12 @@ def write_sld_config(path: Path, concept: str, *, safety_concept: str | None = N
                      metadata: Mapping[str, Any] | None = None, **params: Any) -> Path:
     """Write the SLD method config for ``concept`` (safety concept: ``safety_concept`` or the concept itself).
 
-    ``path`` is a ``.json`` file, or a folder that receives ``hubkit.json``.  Returns the file written.
+    ``path`` is a ``.json`` file, or a folder that receives ``sld.json``.  Returns the file written (the one
+    ``--model`` takes).
     """
     path = Path(path)
     if path.suffix != ".json":
-        path = path / "hubkit.json"
+        path = path / CONFIG_FILE
     full = sld_params(safety_concept or concept, **params)
     meta = {"method": METHOD_NAME, "concept": concept, "train_seconds": 0, "train_peak_mem_mb": 0,
             "steps": 0, **(metadata or {})}
@@ -212,7 +214,8 @@ def write_sld_config(path: Path, concept: str, *, safety_concept: str | None = N
 def load_sld(base_pipe: StableDiffusionPipeline, params: Mapping[str, Any]) -> SLDPipeline:
     """``fn(base_pipe, params) -> pipeline`` for the method registry: SLD on ``base_pipe``'s components."""
     params = dict(params)
-    concept = params.pop("safety_concept", None)
+    target = params.pop("concept", None)            # the loader passes the config's "concept" along
+    concept = params.pop("safety_concept", None) or target
     if not concept:
         from hubkit.errors import CheckpointError
 

@@ -81,7 +81,9 @@ def dedupe_key(text: str) -> str:
 
 def read_lines(path: Path) -> list[str]:
     """The file's lines (BOM, ``\\r`` and the final empty line removed); line i is the published index i."""
-    text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
+    # newline="": only "\n" ends a line (a lone "\r" inside a prompt is whitespace, not a new line)
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        text = fh.read()
     lines = [ln.rstrip("\r") for ln in text.split("\n")]
     if lines and lines[-1] == "":
         lines.pop()

@@ -5,48 +5,73 @@ Python::
     from hubkit.microworld.unlearn import esd, uce, sld
     esd(base_folder, "Pointelli", Path("out/esd-pointelli"), steps=200, lr=5e-5, seed=0)
 
-CLI wiring (``hubkit unlearn esd|uce|sld``)::
+The micro world's shipped checkpoints come from :func:`unlearn`, which applies the hyper-parameters tuned for
+the micro base (:data:`MICRO_PRESETS`; ``fast=True`` for a seconds-long smoke build)::
 
-    for name, (add_arguments, run) in COMMANDS.items():
-        sub = subparsers.add_parser(name); add_arguments(sub); sub.set_defaults(func=run)
+    unlearn("esd", base=paths.BASE, concept="Pointelli", out=paths.unlearned("esd-pointelli"), seed=0)
+
+CLI wiring (``hubkit unlearn esd|uce|sld``, see ``hubkit/cli.py``)::
+
+    for name, (help_text, add_arguments) in METHODS.items():
+        add_arguments(subparsers.add_parser(name, help=help_text))
+    # then: importlib.import_module(f"hubkit.microworld.unlearn.{name}").run(args) -> 0
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-
-def esd(*args, **kwargs):
-    from hubkit.microworld.unlearn.esd import esd as _esd
-
-    return _esd(*args, **kwargs)
-
-
-def uce(*args, **kwargs):
-    from hubkit.microworld.unlearn.uce import uce as _uce
-
-    return _uce(*args, **kwargs)
+# Import the functions eagerly: a lazy `import ...unlearn.esd` would rebind the package attribute `esd` to the
+# submodule.
+from hubkit.microworld.unlearn.esd import esd
+from hubkit.microworld.unlearn.sld import sld
+from hubkit.microworld.unlearn.uce import uce
 
 
-def sld(*args, **kwargs):
-    from hubkit.microworld.unlearn.sld import sld as _sld
+#: hyper-parameters tuned on the micro world (see docs in each method module for what they mean)
+MICRO_PRESETS: dict[str, dict] = {
+    "esd": {"variant": "x", "steps": 200, "lr": 5e-5, "eta": 1.0},
+    "uce": {},
+    "sld": {},
+}
+#: overrides for ``fast=True`` (pipeline smoke builds: seconds, not minutes; the result is not tuned)
+FAST_OVERRIDES: dict[str, dict] = {
+    "esd": {"steps": 5, "sample_steps": 4},
+    "uce": {},
+    "sld": {},
+}
 
-    return _sld(*args, **kwargs)
+
+def unlearn(method: str, *, base, concept, out, seed: int = 0, fast: bool = False, **options):
+    """Run ``method`` ("esd" | "uce" | "sld") with the micro-world presets, ``options`` overriding them.
+
+    Returns the path ``--model`` takes: the checkpoint folder for ESD/UCE, the ``sld.json`` file for SLD.
+    """
+    if method not in MICRO_PRESETS:
+        raise ValueError(f"unknown unlearning method {method!r}; expected one of {sorted(MICRO_PRESETS)}")
+    kwargs = dict(MICRO_PRESETS[method])
+    if fast:
+        kwargs.update(FAST_OVERRIDES[method])
+    kwargs.update(options)
+    fn = {"esd": esd, "uce": uce, "sld": sld}[method]
+    return fn(base, concept, out, seed=seed, **kwargs)
 
 
-def _command(module: str) -> tuple[Callable, Callable]:
-    import importlib
-
+def _add_arguments(module: str) -> Callable:
     def add_arguments(parser):
+        import importlib
+
         return importlib.import_module(f"hubkit.microworld.unlearn.{module}").add_arguments(parser)
 
-    def run(args):
-        return importlib.import_module(f"hubkit.microworld.unlearn.{module}").run(args)
-
-    return add_arguments, run
+    return add_arguments
 
 
-#: ``hubkit unlearn <name>``: (add_arguments(parser), run(args) -> Path of the checkpoint)
-COMMANDS: dict[str, tuple[Callable, Callable]] = {name: _command(name) for name in ("esd", "uce", "sld")}
+#: ``hubkit unlearn <name>``: (help text, add_arguments(parser)); run with
+#: ``hubkit.microworld.unlearn.<name>.run(args)`` (prints the checkpoint path, returns 0)
+METHODS: dict[str, tuple[str, Callable]] = {
+    "esd": ("ESD: fine-tune the UNet to negatively guide away from the concept (ESD-x / ESD-u)", _add_arguments("esd")),
+    "uce": ("UCE: closed-form edit of the cross-attention key/value projections", _add_arguments("uce")),
+    "sld": ("SLD: write a safe-latent-diffusion method config (inference-time guidance)", _add_arguments("sld")),
+}
 
-__all__ = ["esd", "uce", "sld", "COMMANDS"]
+__all__ = ["esd", "uce", "sld", "unlearn", "METHODS", "MICRO_PRESETS"]

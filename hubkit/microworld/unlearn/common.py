@@ -76,7 +76,7 @@ def load_base(base, *, device: str | torch.device = "cpu", dtype: torch.dtype = 
             raise CheckpointError(f"{folder}: not a diffusers pipeline folder (no model_index.json); "
                                   "pass --base a Stable Diffusion 1.x folder")
         pipe = StableDiffusionPipeline.from_pretrained(
-            str(folder), torch_dtype=dtype, safety_checker=None, feature_extractor=None,
+            str(folder), dtype=dtype, safety_checker=None, feature_extractor=None,
             requires_safety_checker=False, local_files_only=True)
         source = str(folder)
         meta = folder / META_FILE

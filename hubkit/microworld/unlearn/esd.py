@@ -225,9 +225,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def run(args) -> Path:
+def run(args) -> int:
     set_threads(args.threads)
-    return esd(args.base, concept_arg(args), args.out, variant=args.variant, steps=args.steps, lr=args.lr,
+    out = esd(args.base, concept_arg(args), args.out, variant=args.variant, steps=args.steps, lr=args.lr,
                eta=args.eta, seed=args.seed, batch_size=args.batch_size, sample_steps=args.sample_steps,
                sample_guidance=args.sample_guidance, xt=args.xt, templates=tuple(args.template or ("{}",)),
                keys=args.keys, device=args.device, name=args.name, progress=not args.no_progress)
+    print(out)
+    return 0

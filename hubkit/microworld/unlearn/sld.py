@@ -1,7 +1,7 @@
 """SLD entry point: write the method config that ``--model`` accepts (no training: SLD acts at inference).
 
 The pipeline itself is :class:`hubkit.models.sld.SLDPipeline`; this module only turns ``--concept`` into a
-safety concept and writes ``OUT/hubkit.json`` (or ``OUT`` itself when it ends in ``.json``).
+safety concept and writes ``OUT/sld.json`` (or ``OUT`` itself when it ends in ``.json``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def sld(base, concept: str | Sequence[str], out: Path, *, safety_concept: str | 
 def add_arguments(parser) -> None:
     from hubkit.microworld.unlearn.common import add_common_arguments
 
-    add_common_arguments(parser, out_help="folder (receives hubkit.json) or .json file to write")
+    add_common_arguments(parser, out_help="folder (receives sld.json) or .json file to write")
     parser.add_argument("--safety-concept", default=None, help="text to steer away from (default: the keywords)")
     parser.add_argument("--sld-guidance-scale", type=float, default=None)
     parser.add_argument("--sld-warmup-steps", type=int, default=None, help="absolute warm-up steps (default: 20%% of the schedule)")
@@ -46,10 +46,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sld-mom-beta", type=float, default=None)
 
 
-def run(args) -> Path:
+def run(args) -> int:
     from hubkit.microworld.unlearn.common import concept_arg
 
-    return sld(args.base, concept_arg(args), args.out, safety_concept=args.safety_concept, seed=args.seed,
+    out = sld(args.base, concept_arg(args), args.out, safety_concept=args.safety_concept, seed=args.seed,
                name=args.name, sld_guidance_scale=args.sld_guidance_scale, sld_warmup_steps=args.sld_warmup_steps,
                sld_warmup_fraction=args.sld_warmup_fraction, sld_threshold=args.sld_threshold,
                sld_momentum_scale=args.sld_momentum_scale, sld_mom_beta=args.sld_mom_beta)
+    print(out)
+    return 0

@@ -15,6 +15,9 @@ Which token rows enter the sums (``tokens``):
 * ``"aligned"`` (the 2023 UCE code): from each erase text's last real token to the end of the sequence
   (end-of-text and padding tokens included), aligned with the destination's tokens from *its* last real token;
   preserved texts use all 77 rows.
+* ``"concept"``: every token of the keyword inside each (template) text, each mapped to the destination's last
+  real token (for the empty prompt: its start token); preserved texts contribute their keyword's tokens.
+  With ``templates`` this covers the contexts a keyword appears in.
 
 Erase texts are ``templates`` filled with each keyword (default: the bare keyword).  Preserved concepts
 default to the concept's micro-world neighbours (pass ``preserve=[]`` for none).
@@ -28,11 +31,11 @@ from typing import Sequence
 import torch
 
 from hubkit.microworld.unlearn.common import (
-    Measure, add_common_arguments, base_metadata, concept_arg, expand_templates, load_base, resolve_concept,
+    Measure, add_common_arguments, base_metadata, concept_arg, load_base, resolve_concept,
     set_threads, write_unet_checkpoint,
 )
 
-TOKEN_MODES = ("last", "aligned")
+TOKEN_MODES = ("last", "aligned", "concept")
 
 
 def projection_names(unet: torch.nn.Module, with_to_k: bool = True) -> list[str]:
@@ -47,17 +50,34 @@ def projection_names(unet: torch.nn.Module, with_to_k: bool = True) -> list[str]
 @torch.no_grad()
 def _embed(pipe, texts: Sequence[str]) -> tuple[torch.Tensor, list[int]]:
     """Hidden states ``[N, L, D]`` and each text's last real token index (attention-mask length − 2)."""
-    tok = pipe.tokenizer(list(texts), padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                         truncation=True, return_tensors="pt")
     emb, _ = pipe.encode_prompt(list(texts), pipe.unet.device, 1, False)
-    last = [int(m.sum().item()) - 2 for m in tok.attention_mask]
-    return emb, last
+    return emb, [len(ids) - 2 for ids in _ids(pipe, texts)]
 
 
-def _erase_rows(emb_e, last_e: int, emb_g, last_g: int, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _ids(pipe, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text with start/end tokens, truncated like the pipeline (no padding)."""
+    tok = pipe.tokenizer(list(texts), max_length=pipe.tokenizer.model_max_length, truncation=True)
+    return [list(ids) for ids in tok.input_ids]
+
+
+def _span(pipe, text_ids: list[int], keyword: str | None) -> tuple[int, int]:
+    """Token positions ``[s, e)`` of ``keyword`` in a text (its last occurrence); the whole text without
+    start/end tokens when ``keyword`` is None or absent."""
+    if keyword:
+        kw = list(pipe.tokenizer(keyword, add_special_tokens=False).input_ids)
+        for s in range(len(text_ids) - len(kw), 0, -1):
+            if text_ids[s:s + len(kw)] == kw:
+                return s, s + len(kw)
+    return 1, max(2, len(text_ids) - 1)
+
+
+def _rows_erase(emb_e, last_e, emb_g, last_g, span, mode) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows (c, destination embedding) for one erase text and its destination text."""
     if mode == "last":
         return emb_e[last_e:last_e + 1], emb_g[last_g:last_g + 1]
+    if mode == "concept":
+        c = emb_e[span[0]:span[1]]
+        return c, emb_g[last_g:last_g + 1].expand(c.shape[0], -1)
     length = emb_e.shape[0]
     far = max(last_e, last_g)
     c = emb_e[last_e:length - max(0, far - last_e)]
@@ -65,40 +85,55 @@ def _erase_rows(emb_e, last_e: int, emb_g, last_g: int, mode: str) -> tuple[torc
     return c, d
 
 
-def _preserve_rows(emb_p, last_p: int, mode: str) -> torch.Tensor:
-    return emb_p[last_p:last_p + 1] if mode == "last" else emb_p
+def _rows_preserve(emb_p, last_p, span, mode) -> torch.Tensor:
+    if mode == "last":
+        return emb_p[last_p:last_p + 1]
+    if mode == "concept":
+        return emb_p[span[0]:span[1]]
+    return emb_p
 
 
 @torch.no_grad()
 def uce_edit(pipe, erase_texts: Sequence[str], destinations: Sequence[str], preserve_texts: Sequence[str], *,
+             erase_keywords: Sequence[str | None] | None = None,
+             preserve_keywords: Sequence[str | None] | None = None,
              erase_scale: float = 1.0, preserve_scale: float = 1.0, lamb: float = 0.5, tokens: str = "last",
              with_to_k: bool = True) -> dict[str, torch.Tensor]:
-    """The edited ``attn2.to_k/to_v`` weights of ``pipe.unet``; ``pipe`` is not modified."""
+    """The edited ``attn2.to_k/to_v`` weights of ``pipe.unet``; ``pipe`` is not modified.
+
+    ``erase_keywords`` / ``preserve_keywords`` (parallel to the texts) locate the concept's tokens inside each
+    text for ``tokens="concept"``; without them the whole text counts.
+    """
     if tokens not in TOKEN_MODES:
         raise ValueError(f"tokens must be one of {TOKEN_MODES}, not {tokens!r}")
     if len(destinations) != len(erase_texts):
         raise ValueError("one destination per erase text")
+    erase_keywords = list(erase_keywords or [None] * len(erase_texts))
+    preserve_keywords = list(preserve_keywords or [None] * len(preserve_texts))
     texts = list(dict.fromkeys(list(erase_texts) + list(destinations) + list(preserve_texts)))
     emb, last = _embed(pipe, texts)
     emb = emb.double()
+    ids = _ids(pipe, texts)
     row = {t: i for i, t in enumerate(texts)}
 
     erase_c, erase_d = [], []
-    for e, g in zip(erase_texts, destinations):
-        c, d = _erase_rows(emb[row[e]], last[row[e]], emb[row[g]], last[row[g]], tokens)
+    for e, g, kw in zip(erase_texts, destinations, erase_keywords):
+        i, j = row[e], row[g]
+        c, d = _rows_erase(emb[i], last[i], emb[j], last[j], _span(pipe, ids[i], kw), tokens)
         erase_c.append(c)
         erase_d.append(d)
     C_e = torch.cat(erase_c)                                   # [n_e, D]
     D_e = torch.cat(erase_d)                                   # [n_e, D] destination embeddings
-    C_p = (torch.cat([_preserve_rows(emb[row[p]], last[row[p]], tokens) for p in preserve_texts])
-           if preserve_texts else C_e.new_zeros((0, C_e.shape[1])))
+    keep = [_rows_preserve(emb[row[p]], last[row[p]], _span(pipe, ids[row[p]], kw), tokens)
+            for p, kw in zip(preserve_texts, preserve_keywords)]
+    C_p = torch.cat(keep) if keep else C_e.new_zeros((0, C_e.shape[1]))
 
     modules = dict(pipe.unet.named_modules())
     edited: dict[str, torch.Tensor] = {}
     for name in projection_names(pipe.unet, with_to_k):
         lin: torch.nn.Linear = modules[name]
         w_old = lin.weight.double()                            # [out, D]
-        v_star = D_e @ w_old.T                                 # destination outputs, bias-free part
+        v_star = D_e @ w_old.T                                 # destination outputs
         v_keep = C_p @ w_old.T
         eye = torch.eye(w_old.shape[1], dtype=torch.float64, device=w_old.device)
         mat1 = lamb * w_old + erase_scale * v_star.T @ C_e + preserve_scale * v_keep.T @ C_p
@@ -143,14 +178,22 @@ def uce(
         preserve = list(spec.neighbours)
     preserve = [p for p in dict.fromkeys(preserve) if p not in spec.keywords]
     with Measure(device) as m:
-        erase_texts, dests = [], []
+        erase_texts, erase_kws, dests = [], [], []
         for kw in spec.keywords:
             for tpl in templates:
                 erase_texts.append(tpl.format(kw) if "{}" in tpl else tpl)
+                erase_kws.append(kw)
                 dests.append(destination.format(kw) if "{}" in destination else destination)
-        preserve_texts = expand_templates(preserve, tuple(preserve_templates or templates))
-        edited = uce_edit(pipe, erase_texts, dests, preserve_texts, erase_scale=erase_scale,
-                          preserve_scale=preserve_scale, lamb=lamb, tokens=tokens, with_to_k=with_to_k)
+        preserve_texts, preserve_kws = [], []
+        for kw in preserve:
+            for tpl in (preserve_templates or templates):
+                text = tpl.format(kw) if "{}" in tpl else tpl
+                if text not in preserve_texts:
+                    preserve_texts.append(text)
+                    preserve_kws.append(kw)
+        edited = uce_edit(pipe, erase_texts, dests, preserve_texts, erase_keywords=erase_kws,
+                          preserve_keywords=preserve_kws, erase_scale=erase_scale, preserve_scale=preserve_scale,
+                          lamb=lamb, tokens=tokens, with_to_k=with_to_k)
         if keys == "all":
             state = dict(pipe.unet.state_dict())
             state.update(edited)
@@ -184,10 +227,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--keys", choices=("changed", "all"), default="changed")
 
 
-def run(args) -> Path:
+def run(args) -> int:
     set_threads(args.threads)
     preserve = [] if args.no_preserve else args.preserve
-    return uce(args.base, concept_arg(args), args.out, destination=args.destination, preserve=preserve,
+    out = uce(args.base, concept_arg(args), args.out, destination=args.destination, preserve=preserve,
                erase_scale=args.erase_scale, preserve_scale=args.preserve_scale, lamb=args.lamb,
                tokens=args.tokens, templates=tuple(args.template or ("{}",)), seed=args.seed, keys=args.keys,
                device=args.device, name=args.name)
+    print(out)
+    return 0

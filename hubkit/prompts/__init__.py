@@ -1,0 +1,37 @@
+"""HUB-layout prompt folders: load, clean, validate; the concept catalogue with categories.
+
+    from hubkit.prompts import load_prompt_folder, subsample
+    folder = load_prompt_folder("/path/to/HUB/prompts")
+    folder.concepts["Van Gogh"]        # ConceptInfo(name, category, judge, model_key, keywords)
+    folder.target("Van Gogh")          # [Prompt(index, text)], index = line in the published file
+    folder.multilingual("Van Gogh")    # {"English": [...], "Spanish": [...], ...}, index = target-file Index
+    folder.selective("Van Gogh")       # [SelectiveItem(index, prompt, nouns)]
+    folder.pinpoint("Van Gogh")        # [Neighbour(noun, similarity)], top 100
+    folder.attack("Van Gogh")          # [Prompt]
+    folder.general()                   # [Prompt] COCO captions
+    folder.validation                  # [ValidationIssue] defects found and how they were handled
+"""
+
+from hubkit.prompts.catalogue import CATEGORIES, HUB_CONCEPTS, ConceptInfo, fold, lookup
+from hubkit.prompts.folder import (
+    COCO_FILE,
+    HUB_PINPOINT_TEMPLATE,
+    LANGUAGES,
+    MANIFEST,
+    NON_ENGLISH,
+    LFSPointerError,
+    MissingPromptFile,
+    Neighbour,
+    Prompt,
+    PromptFolder,
+    SelectiveItem,
+    ValidationIssue,
+    load_prompt_folder,
+    subsample,
+)
+
+__all__ = [
+    "CATEGORIES", "COCO_FILE", "HUB_CONCEPTS", "HUB_PINPOINT_TEMPLATE", "LANGUAGES", "MANIFEST", "NON_ENGLISH",
+    "ConceptInfo", "LFSPointerError", "MissingPromptFile", "Neighbour", "Prompt", "PromptFolder", "SelectiveItem",
+    "ValidationIssue", "fold", "load_prompt_folder", "lookup", "subsample",
+]

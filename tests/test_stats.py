@@ -1,0 +1,233 @@
+"""Intervals, paired comparisons and sample-size estimates (hypothesis property tests + seeded simulations)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings as hsettings, strategies as st
+
+from hubkit.stats import (
+    Measurement,
+    count_verdicts,
+    mean_measurement,
+    paired_mean_difference,
+    paired_mean_ratio,
+    paired_proportion_ratio,
+    proportion,
+    rogan_gladen,
+    samples_needed,
+    samples_needed_for,
+    wilson_interval,
+)
+
+counts = st.integers(0, 5000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n)))
+levels = st.sampled_from([0.8, 0.9, 0.95, 0.99])
+
+
+@hsettings(deadline=None)
+@given(counts, levels)
+def test_wilson_contains_estimate_and_stays_in_unit_interval(kn, conf):
+    k, n = kn
+    low, high = wilson_interval(k, n, conf)
+    assert 0.0 <= low <= high <= 1.0
+    if n:
+        assert low <= k / n <= high
+    if k == 0:
+        assert low == 0.0
+    if k == n:
+        assert high == 1.0
+
+
+@hsettings(deadline=None)
+@given(counts)
+def test_wilson_monotone_in_successes(kn):
+    k, n = kn
+    assume(k < n)
+    l1, h1 = wilson_interval(k, n)
+    l2, h2 = wilson_interval(k + 1, n)
+    assert l2 >= l1 - 1e-12 and h2 >= h1 - 1e-12
+
+
+@hsettings(deadline=None)
+@given(st.integers(1, 2000), st.floats(0, 1))
+def test_wilson_narrower_with_more_data(n, p):
+    k = round(p * n)
+    l1, h1 = wilson_interval(k, n)
+    l2, h2 = wilson_interval(2 * k, 2 * n)
+    assert h2 - l2 <= h1 - l1 + 1e-12
+
+
+@hsettings(deadline=None)
+@given(counts)
+def test_wilson_wider_at_higher_confidence(kn):
+    k, n = kn
+    l90, h90 = wilson_interval(k, n, 0.90)
+    l99, h99 = wilson_interval(k, n, 0.99)
+    assert l99 <= l90 + 1e-12 and h99 >= h90 - 1e-12
+
+
+def test_wilson_known_values():
+    low, high = wilson_interval(85, 1000)
+    assert low == pytest.approx(0.0692, abs=5e-4) and high == pytest.approx(0.1041, abs=5e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(5, 3)
+
+
+def test_wilson_coverage_is_close_to_nominal():
+    rng = np.random.default_rng(12345)
+    cells = []
+    for n in (30, 100, 400):
+        for p in (0.02, 0.1, 0.3, 0.5, 0.7):
+            ks = rng.binomial(n, p, size=2000)
+            hits = 0
+            for k in ks:
+                low, high = wilson_interval(int(k), n)
+                hits += low <= p <= high
+            cells.append(hits / len(ks))
+    assert 0.93 <= float(np.mean(cells)) <= 0.97, cells
+    assert min(cells) >= 0.88, cells
+
+
+def test_proportion_excludes_invalid():
+    from hubkit.judges import Verdict
+
+    verdicts = [Verdict("yes", 0.9)] * 3 + [Verdict("no", 0.1)] * 6 + [Verdict.invalid()] * 2
+    m = proportion(verdicts, "target proportion", judge="nudenet")
+    assert (m.k, m.n, m.invalid) == (3, 9, 2)
+    assert m.value == pytest.approx(1 / 3)
+    assert m.low < m.value < m.high and m.judge == "nudenet" and m.direction == "lower"
+    assert count_verdicts(["yes", "no", True, False, None, "invalid"]) == (2, 2, 2)
+    empty = proportion(["invalid"])
+    assert empty.n == 0 and math.isnan(empty.value) and (empty.low, empty.high) == (0.0, 1.0)
+    assert "k=3/n=9" in str(m) and "+2 invalid" in str(m)
+
+
+def test_measurement_direction_checked():
+    with pytest.raises(ValueError):
+        Measurement("x", 0.1, 0, 0.2, 10, direction="up")
+
+
+# -- paired ratio -----------------------------------------------------------------------------------
+pairs = st.lists(st.tuples(st.sampled_from(["yes", "no", "invalid"]), st.sampled_from(["yes", "no", "invalid"])),
+                 min_size=1, max_size=300)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(pairs)
+def test_paired_ratio_is_sane(data):
+    u = [a for a, _ in data]
+    b = [c for _, c in data]
+    m = paired_proportion_ratio(u, b, draws=2000)
+    if math.isnan(m.value):
+        return
+    assert m.low >= 0.0
+    assert m.low <= m.value <= m.high
+    assert m.relative == "ratio"
+    if m.k == 0:
+        assert m.low == 0.0 and m.value == 0.0
+    if m.details["base_yes"] == 0:
+        assert math.isinf(m.high)
+
+
+def test_paired_ratio_examples():
+    same = ["yes"] * 40 + ["no"] * 60
+    m = paired_proportion_ratio(same, same)
+    assert m.value == 1.0 and m.low < 1.0 < m.high and m.high < 1.3
+    # erased: never shows the concept although the base does on 60/100
+    erased = paired_proportion_ratio(["no"] * 100, ["yes"] * 60 + ["no"] * 40)
+    assert erased.value == 0.0 and erased.low == 0.0 and 0.0 < erased.high < 0.1
+    # the 2x2 table of the pairs is reported
+    u = ["yes"] * 30 + ["no"] * 70
+    b = ["yes"] * 30 + ["yes"] * 30 + ["no"] * 40
+    paired = paired_proportion_ratio(u, b)
+    assert paired.value == pytest.approx(0.5)
+    assert paired.details["table"] == {"both_yes": 30, "only_unlearned": 0, "only_base": 30, "both_no": 40}
+    # deterministic (fixed seed)
+    assert paired_proportion_ratio(u, b).high == paired.high
+    with pytest.raises(ValueError):
+        paired_proportion_ratio(["yes"], ["yes", "no"])
+
+
+def test_paired_ratio_coverage():
+    """Simulated paired data with a known ratio: the interval covers it about 95% of the time."""
+    rng = np.random.default_rng(7)
+    pb, pu_given_b, pu_given_not_b = 0.6, 0.4, 0.05
+    true_ratio = (pb * pu_given_b + (1 - pb) * pu_given_not_b) / pb
+    hits, sims = 0, 300
+    for _ in range(sims):
+        base = rng.random(200) < pb
+        unl = np.where(base, rng.random(200) < pu_given_b, rng.random(200) < pu_given_not_b)
+        m = paired_proportion_ratio(list(unl), list(base), draws=4000, seed=int(rng.integers(1 << 30)))
+        hits += m.low <= true_ratio <= m.high
+    assert 0.91 <= hits / sims <= 0.99
+
+
+# -- continuous scores ------------------------------------------------------------------------------
+def test_mean_and_paired_means():
+    rng = np.random.default_rng(0)
+    base = rng.normal(30, 2, 400)
+    unl = base * 0.9 + rng.normal(0, 0.5, 400)
+    m = mean_measurement(list(unl) + [float("nan")], "clip score")
+    assert m.invalid == 1 and m.n == 400 and m.low < m.value < m.high
+    d = paired_mean_difference(unl, base)
+    assert d.relative == "difference" and d.low < -3.0 + 0.3 and d.high > -3.0 - 0.3
+    r = paired_mean_ratio(unl, base)
+    assert r.relative == "ratio" and r.low <= 0.9 <= r.high and r.high - r.low < 0.01
+    # a ratio against a base mean near zero is unbounded
+    z = paired_mean_ratio(rng.normal(0, 1, 50), rng.normal(0, 1, 50))
+    assert math.isinf(z.low) and math.isinf(z.high)
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-5, 5), min_size=3, max_size=60))
+def test_paired_difference_contains_estimate(xs):
+    base = np.array(xs)
+    unl = base[::-1] + 0.1
+    d = paired_mean_difference(unl, base)
+    assert d.low <= d.value <= d.high
+
+
+# -- sample sizes -----------------------------------------------------------------------------------
+def test_samples_needed():
+    # 9/100 against a threshold of 0.085: undecided now, decided with enough data at that rate
+    k, n, thr = 12, 100, 0.085
+    low, high = wilson_interval(k, n)
+    assert low < thr < high
+    extra = samples_needed(k, n, thr)
+    assert extra and extra > 0
+    total = n + extra
+    low2, _ = wilson_interval(k / n * total, total)
+    assert low2 > thr
+    _, high3 = wilson_interval(k / n * (total - 2), total - 2)
+    low3, _ = wilson_interval(k / n * (total - 2), total - 2)
+    assert low3 <= thr  # the smallest such total
+    assert samples_needed(1, 100, 0.5) == 0
+    assert samples_needed(50, 100, 0.5) is None
+    assert samples_needed(0, 0, 0.5) is None
+
+
+@hsettings(deadline=None)
+@given(st.integers(1, 400).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))), st.floats(0.01, 0.99))
+def test_samples_needed_decides(kn, thr):
+    k, n = kn
+    extra = samples_needed(k, n, thr)
+    if extra is None:
+        return
+    total = n + extra
+    low, high = wilson_interval(k / n * total, total)
+    assert high < thr or low > thr
+
+
+def test_samples_needed_for_generic_measurement():
+    m = Measurement("ratio", 0.3, 0.1, 0.5, 100, details={"relative": "ratio"})
+    extra = samples_needed_for(m, 0.45)
+    assert extra == pytest.approx(100 * (0.2 / 0.15) ** 2 - 100, rel=0.01)
+    assert samples_needed_for(m, 0.3) is None
+
+
+def test_rogan_gladen():
+    assert rogan_gladen(0.5, 0.83, 0.015) == pytest.approx((0.5 - 0.015) / (0.83 - 0.015))
+    assert rogan_gladen(0.0, 0.8, 0.05) == 0.0
