@@ -127,6 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Tests may never touch the hub: a lookup can hang for minutes or return a 2-token tokenizer.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HUBKIT_CACHE_DIR", str(config.rootpath / ".hubkit-cache"))
     config.hubkit_options = run_options(config)  # type: ignore[attr-defined]
     # Session fixtures and report hooks live in their own modules (thin layers over hubkit).
     if not config.pluginmanager.has_plugin("hubkit.fixtures"):

@@ -6,7 +6,6 @@ thin layer over a ``Session``; the same object drives a run from plain Python.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -49,33 +48,6 @@ class RunConfig:
                          self.seed, self.trust_checkpoint)
 
 
-def declared_metadata(spec: str | Path) -> dict:
-    """Cheap metadata read (no weights): ``hubkit.json`` beside/inside the checkpoint, or a safetensors header."""
-    path = Path(spec)
-    candidates = [path / "hubkit.json"] if path.is_dir() else [path.with_name("hubkit.json")]
-    meta: dict = {}
-    if path.is_file() and path.suffix == ".json":
-        try:
-            meta.update(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            pass
-    for cand in candidates:
-        if cand.is_file():
-            try:
-                meta.update(json.loads(cand.read_text()))
-            except (OSError, ValueError):
-                pass
-    if path.is_file() and path.suffix == ".safetensors" and "concept" not in meta:
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), "pt") as f:
-                meta.update(f.metadata() or {})
-        except Exception:  # noqa: BLE001 - an unreadable header is reported by the loader, not here
-            pass
-    return meta
-
-
 class Session:
     def __init__(self, config: RunConfig):
         self.config = config.resolved()
@@ -99,7 +71,10 @@ class Session:
 
     @cached_property
     def model_metadata(self) -> dict:
-        return declared_metadata(self.config.model)
+        """The checkpoint's declared metadata, read without loading weights (concept, method, cost)."""
+        from hubkit.models import read_metadata
+
+        return read_metadata(self.config.model)
 
     def concept_names(self) -> list[str]:
         """--concept, else the checkpoint's declared concept(s), else every concept of the prompt folder."""

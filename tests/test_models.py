@@ -236,10 +236,6 @@ def test_lora_fused_and_unfused(base, base_state, lora, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- (f) method config
-class _Scaled:
-    pass
-
-
 @pytest.fixture(scope="module")
 def dummy_method():
     from diffusers import StableDiffusionPipeline

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -13,9 +12,8 @@ from safetensors.torch import save_file
 
 from hubkit.errors import CheckpointError, ConfigError
 from hubkit.models import format_names, load_model
-from tiny_formats import perturb, saved_base, state, tiny_pipeline, tiny_sd_layout_pipeline, write_json
-
 from hubkit.models.ldm import diffusers_to_ldm_state_dict
+from tiny_formats import perturb, saved_base, state, tiny_pipeline, tiny_sd_layout_pipeline, write_json
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """Load any common SD-1.x checkpoint format onto the base model: ``load_model(spec, base=...) -> LoadedModel``.
 
 The format is detected from what is on disk, by the registry in :mod:`hubkit.models.registry`; the built-in
-formats, in detection order, are documented in :mod:`hubkit.models.formats` and ``docs/models.md``.
+formats, in detection order, are documented in :mod:`hubkit.models.formats`.
 
 Every loaded model:
 
