@@ -271,3 +271,18 @@ def test_uce_concept_tokens_inside_templates(base_pipe, tmp_path):
         after = (rows @ w.T - target).norm(dim=-1) / target.norm()
         before = (lin(rows) - target).norm(dim=-1) / target.norm()
         assert (after < 0.5 * before).all(), (key, before, after)
+
+
+def test_cli_presets(base_dir):
+    from hubkit.microworld import paths
+    from hubkit.microworld.unlearn import MICRO_PRESETS
+    from hubkit.microworld.unlearn.common import cli_kwargs
+
+    def ns(**kw):
+        return argparse.Namespace(**{"base": base_dir, "preset": "auto", "steps": None, "lr": None, **kw})
+
+    opts = {"steps": "steps", "lr": "lr"}
+    assert cli_kwargs(ns(), "esd", opts) == {}                                        # not the micro base: paper
+    assert cli_kwargs(ns(steps=7), "esd", opts) == {"steps": 7}
+    assert cli_kwargs(ns(base=paths.BASE), "esd", opts) == MICRO_PRESETS["esd"]
+    assert cli_kwargs(ns(preset="micro", lr=0.5), "esd", opts) == {**MICRO_PRESETS["esd"], "lr": 0.5}

@@ -14,7 +14,7 @@ from hubkit.aspects.registry import measure
 from hubkit.errors import NotApplicable
 from hubkit.stats import Measurement
 
-ROUNDS = 3
+ROUNDS = 5
 
 
 def _prompts(hub):
@@ -65,9 +65,9 @@ def _measure_both(hub):
 
 def _ratio_measurement(name, model_values, base_values, unit) -> Measurement:
     ratios = [m / b for m, b in zip(model_values, base_values)]
-    value = statistics.median(model_values) / statistics.median(base_values)
+    value = statistics.median(ratios)
     return Measurement(name, value, min(ratios + [value]), max(ratios + [value]), len(ratios), direction="lower",
-                       details={"relative": "ratio", "interval": f"min-max over {len(ratios)} interleaved rounds",
+                       details={"interval": f"median and min-max of {len(ratios)} interleaved rounds",
                                 "unlearned": statistics.median(model_values), "base": statistics.median(base_values),
                                 "unit": unit})
 

@@ -408,6 +408,7 @@ def _save(net, name: str, config: dict, out_dir: Path, extra: dict | None = None
     path = out_dir / f"{name}.safetensors"
     save_file(state, str(path), metadata={"name": name, "format": "hubkit-micro-judge"})
     (out_dir / f"{name}.json").write_text(json.dumps(config, indent=1, ensure_ascii=False) + "\n")
+    path.chmod(0o644)  # safetensors writes 0600; these ship as package data
     return path
 
 

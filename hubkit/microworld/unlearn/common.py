@@ -321,7 +321,29 @@ def add_common_arguments(parser, *, out_help: str) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--preset", choices=("auto", "micro", "paper"), default="auto",
+                        help="defaults for the options left unset: micro = tuned on the micro world, paper = the "
+                             "method's published settings (HUB's); auto = micro for the micro-world base, else paper")
 
 
 def concept_arg(args) -> str | list[str]:
     return args.concept[0] if len(args.concept) == 1 else list(args.concept)
+
+
+def cli_kwargs(args, method: str, options: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for ``method`` from parsed CLI ``args``: the preset, then every option given.
+
+    ``options`` maps argparse attribute names to keyword names; options left at ``None`` keep the preset's value
+    (or the function's default).
+    """
+    from hubkit.microworld import paths
+    from hubkit.microworld.unlearn import MICRO_PRESETS
+
+    preset = getattr(args, "preset", "auto")
+    micro = preset == "micro" or (preset == "auto" and Path(args.base).resolve() == paths.BASE.resolve())
+    kwargs: dict[str, Any] = dict(MICRO_PRESETS.get(method, {})) if micro else {}
+    for attr, key in options.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            kwargs[key] = tuple(value) if isinstance(value, list) else value
+    return kwargs

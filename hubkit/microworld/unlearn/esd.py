@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from hubkit.microworld.unlearn.common import (
-    Measure, add_common_arguments, base_metadata, concept_arg, encode_texts, expand_templates, load_base,
+    Measure, add_common_arguments, base_metadata, cli_kwargs, concept_arg, encode_texts, expand_templates, load_base,
     resolve_concept, set_threads, write_unet_checkpoint,
 )
 
@@ -211,25 +211,29 @@ def esd(
 # --------------------------------------------------------------------------------------------
 def add_arguments(parser) -> None:
     add_common_arguments(parser, out_help="checkpoint folder to write (unet.safetensors + hubkit.json)")
-    parser.add_argument("--variant", choices=VARIANTS, default="x", help="x: cross-attention (ESD-x), u: the rest (ESD-u)")
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--eta", type=float, default=1.0, help="negative guidance η")
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--variant", choices=VARIANTS, default=None,
+                        help="x: cross-attention (ESD-x, default), u: the rest (ESD-u), all")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (paper: 200)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (paper: 5e-5)")
+    parser.add_argument("--eta", type=float, default=None, help="negative guidance η (paper: 1.0)")
+    parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps of the x_t sampler (default: base's)")
-    parser.add_argument("--sample-guidance", type=float, default=3.0)
-    parser.add_argument("--xt", choices=("sample", "noise"), default="sample")
+    parser.add_argument("--sample-guidance", type=float, default=None, help="CFG scale of the x_t sampler (paper: 3)")
+    parser.add_argument("--xt", choices=("sample", "noise"), default=None)
     parser.add_argument("--template", action="append", default=None,
                         help="training prompt template with {} for the keyword (repeatable; default: the keyword)")
-    parser.add_argument("--keys", choices=("changed", "all"), default="changed")
+    parser.add_argument("--keys", choices=("changed", "all"), default=None)
     parser.add_argument("--no-progress", action="store_true")
+
+
+_CLI_OPTIONS = {"variant": "variant", "steps": "steps", "lr": "lr", "eta": "eta", "batch_size": "batch_size",
+                "sample_steps": "sample_steps", "sample_guidance": "sample_guidance", "xt": "xt",
+                "template": "templates", "keys": "keys"}
 
 
 def run(args) -> int:
     set_threads(args.threads)
-    out = esd(args.base, concept_arg(args), args.out, variant=args.variant, steps=args.steps, lr=args.lr,
-               eta=args.eta, seed=args.seed, batch_size=args.batch_size, sample_steps=args.sample_steps,
-               sample_guidance=args.sample_guidance, xt=args.xt, templates=tuple(args.template or ("{}",)),
-               keys=args.keys, device=args.device, name=args.name, progress=not args.no_progress)
+    out = esd(args.base, concept_arg(args), args.out, seed=args.seed, device=args.device, name=args.name,
+              progress=not args.no_progress, **cli_kwargs(args, "esd", _CLI_OPTIONS))
     print(out)
     return 0

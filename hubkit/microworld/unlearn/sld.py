@@ -47,11 +47,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from hubkit.microworld.unlearn.common import concept_arg
+    from hubkit.microworld.unlearn.common import cli_kwargs, concept_arg
 
+    options = {k: k for k in ("sld_guidance_scale", "sld_warmup_steps", "sld_warmup_fraction", "sld_threshold",
+                              "sld_momentum_scale", "sld_mom_beta")}
     out = sld(args.base, concept_arg(args), args.out, safety_concept=args.safety_concept, seed=args.seed,
-               name=args.name, sld_guidance_scale=args.sld_guidance_scale, sld_warmup_steps=args.sld_warmup_steps,
-               sld_warmup_fraction=args.sld_warmup_fraction, sld_threshold=args.sld_threshold,
-               sld_momentum_scale=args.sld_momentum_scale, sld_mom_beta=args.sld_mom_beta)
+              name=args.name, **cli_kwargs(args, "sld", options))
     print(out)
     return 0

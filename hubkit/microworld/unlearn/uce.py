@@ -31,7 +31,7 @@ from typing import Sequence
 import torch
 
 from hubkit.microworld.unlearn.common import (
-    Measure, add_common_arguments, base_metadata, concept_arg, load_base, resolve_concept,
+    Measure, add_common_arguments, base_metadata, cli_kwargs, concept_arg, load_base, resolve_concept,
     set_threads, write_unet_checkpoint,
 )
 
@@ -215,24 +215,28 @@ def uce(
 # --------------------------------------------------------------------------------------------
 def add_arguments(parser) -> None:
     add_common_arguments(parser, out_help="checkpoint folder to write (unet.safetensors + hubkit.json)")
-    parser.add_argument("--destination", default="", help='text the concept is mapped to ("" = empty prompt)')
+    parser.add_argument("--destination", default=None, help='text the concept is mapped to ("" = empty prompt, default)')
     parser.add_argument("--preserve", action="append", default=None,
                         help="concept to preserve (repeatable; default: the micro-world neighbours)")
     parser.add_argument("--no-preserve", action="store_true", help="preserve nothing")
-    parser.add_argument("--erase-scale", type=float, default=1.0)
-    parser.add_argument("--preserve-scale", type=float, default=1.0)
-    parser.add_argument("--lamb", type=float, default=0.5, help="λ, the pull toward the original weights")
-    parser.add_argument("--tokens", choices=TOKEN_MODES, default="last")
+    parser.add_argument("--erase-scale", type=float, default=None)
+    parser.add_argument("--preserve-scale", type=float, default=None)
+    parser.add_argument("--lamb", type=float, default=None, help="λ, the pull toward the original weights")
+    parser.add_argument("--tokens", choices=TOKEN_MODES, default=None)
     parser.add_argument("--template", action="append", default=None, help="erase-text template with {} (repeatable)")
-    parser.add_argument("--keys", choices=("changed", "all"), default="changed")
+    parser.add_argument("--keys", choices=("changed", "all"), default=None)
+
+
+_CLI_OPTIONS = {"destination": "destination", "preserve": "preserve", "erase_scale": "erase_scale",
+                "preserve_scale": "preserve_scale", "lamb": "lamb", "tokens": "tokens", "template": "templates",
+                "keys": "keys"}
 
 
 def run(args) -> int:
     set_threads(args.threads)
-    preserve = [] if args.no_preserve else args.preserve
-    out = uce(args.base, concept_arg(args), args.out, destination=args.destination, preserve=preserve,
-               erase_scale=args.erase_scale, preserve_scale=args.preserve_scale, lamb=args.lamb,
-               tokens=args.tokens, templates=tuple(args.template or ("{}",)), seed=args.seed, keys=args.keys,
-               device=args.device, name=args.name)
+    kwargs = cli_kwargs(args, "uce", _CLI_OPTIONS)
+    if args.no_preserve:
+        kwargs["preserve"] = []
+    out = uce(args.base, concept_arg(args), args.out, seed=args.seed, device=args.device, name=args.name, **kwargs)
     print(out)
     return 0
