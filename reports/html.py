@@ -62,3 +62,43 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         out.write_text(json.dumps(_RESULTS, indent=1, default=str))
     except OSError:
         pass
+
+
+def _fmt(x) -> str:
+    try:
+        return f"{float(x):.3f}"
+    except (TypeError, ValueError):
+        return "–"
+
+
+def summary_table(results: list[dict]) -> str:
+    """One row per measured number: aspect, what, value [CI], n, threshold (source), verdict."""
+    rows = []
+    for r in results:
+        what = ", ".join(str(r[k]) for k in ("concept", "language", "neighbour", "attack") if r.get(k))
+        colour = {"pass": "#d4edda", "fail": "#f8d7da"}.get(r.get("verdict"), "#fff3cd")
+        rows.append(
+            f"<tr style='background:{colour}'><td>{html.escape(str(r.get('aspect')))}</td><td>{html.escape(what)}</td>"
+            f"<td>{_fmt(r.get('value'))} [{_fmt(r.get('low'))}, {_fmt(r.get('high'))}]</td><td>{r.get('n')}</td>"
+            f"<td title='{html.escape(str(r.get('source')))}'>{_fmt(r.get('threshold'))}</td>"
+            f"<td>{html.escape(str(r.get('verdict')))}</td></tr>"
+        )
+    head = "<tr><th>aspect</th><th>for</th><th>value [95% CI]</th><th>n</th><th>threshold</th><th>verdict</th></tr>"
+    return f"<table class='hubkit-summary'>{head}{''.join(rows)}</table>"
+
+
+def pytest_html_results_summary(prefix, summary, postfix, session):
+    options = getattr(session.config, "hubkit_options", None) or {}
+    if not options or not _RESULTS:
+        return
+    from dataclasses import asdict
+
+    from hubkit.session import RunConfig
+
+    try:
+        resolved = asdict(RunConfig.from_options(options).resolved())
+    except Exception:  # noqa: BLE001 - a config error was already reported by the tests themselves
+        resolved = dict(options)
+    shown = {k: v for k, v in resolved.items() if v not in (None, [], (), False)}
+    prefix.append("<h2>Unlearning report</h2><p>" + html.escape(", ".join(f"{k}={v}" for k, v in shown.items())) + "</p>")
+    prefix.append(summary_table(_RESULTS))
