@@ -131,7 +131,7 @@ def test_latent_shift_folded_into_the_vae_is_exact():
     cfg = MicroSDConfig.tiny()
     torch.manual_seed(0)
     raw = build_vae(cfg).eval()
-    shift = torch.tensor([0.5, -1.0, 2.0, 0.3])
+    shift = torch.linspace(-1.0, 2.0, cfg.latent_channels)
     vae = T.final_vae(cfg, raw.state_dict(), {"shift": shift, "scale": 0.7})
     x = T.to_tensor(stub_images(np.random.default_rng(0), 4), 32)
     with torch.no_grad():

@@ -238,7 +238,7 @@ class MicroClipJudge(_MicroJudge):
     detects = "micro-world concept by zero-shot image-text similarity"
     weights_name = "micro-clip"
 
-    def __init__(self, threshold: float = 0.5, weights_dir: str | Path | None = None, batch_size: int = 256):
+    def __init__(self, threshold: float = 0.3, weights_dir: str | Path | None = None, batch_size: int = 256):
         import torch
 
         super().__init__(weights_dir, batch_size)
@@ -299,37 +299,41 @@ class MicroClipJudge(_MicroJudge):
         return MicroClipFIDFeature(self.net)
 
     # zero-shot detection
-    def _prompts(self):
+    def _zero_shot_texts(self):
+        """(candidate names, their text features). Objects: "a photo of X"; styles: "a painting in the style
+        of S" against the style prompts and the object prompts (so a plain image has somewhere else to go)."""
+        import torch
+
         from hubkit.microworld import world
 
-        labels = list(world.ALL_LABELS)
-        texts = [(f"a painting in the style of {l}" if world.kind(l) == "style" else f"a photo of {l}") for l in labels]
-        return labels, texts
+        objects = list(world.OBJECT_LABELS)
+        styles = list(world.STYLE_LABELS)
+        obj = self.text_features([f"a photo of {l}" for l in objects])
+        sty = self.text_features([f"a painting in the style of {s}" for s in styles])
+        # an unstyled image should prefer some "a photo of X" over every style prompt
+        return {"objects": (objects, obj), "styles": (styles + objects, torch.cat([sty, obj]))}
 
     def detect(self, images: Sequence, concept: str) -> list[Verdict]:
+        """Zero-shot: softmax over the object prompts (for a style: over the style and object prompts);
+        the concept's score is the summed probability of its labels. Weaker than micro-detector (several
+        objects in one image share the probability mass); use it as a cross-check."""
         import torch
 
         if self._lex is None:
             self._lex = _lexicon()
-            labels, texts = self._prompts()
-            self._zs = (labels, self.text_features(texts))
+            self._zs = self._zero_shot_texts()
         wanted = self._lex.get(concept.strip().lower())
         if wanted is None:
             raise JudgeError(f"micro-clip cannot see concept {concept!r}; use a micro-world concept or label name")
-        labels, txt = self._zs
-        idx = [labels.index(l) for l in wanted]
+        group = "styles" if wanted[0] in _styles() else "objects"
+        names, txt = self._zs[group]
+        idx = [names.index(l) for l in wanted]
         x, valid, n = _as_batch(images)
         probs = torch.full((n,), math.nan)
         if valid:
             img = self.image_features(x)
             scale = float(self.net.logit_scale.detach().exp())
-            is_style = torch.tensor([labels[i] in _styles() for i in range(len(labels))])
-            # styles and objects are separate questions: compare a style with styles, an object with objects
-            group = is_style[idx[0]]
-            cols = [i for i in range(len(labels)) if bool(is_style[i]) == bool(group)]
-            logits = scale * img @ txt[cols].T
-            p = torch.softmax(logits, -1)[:, [cols.index(i) for i in idx]].sum(-1)
-            probs[valid] = p
+            probs[valid] = torch.softmax(scale * img @ txt.T, dim=-1)[:, idx].sum(-1)
         return [Verdict.from_score(s, self.threshold) for s in probs.tolist()]
 
 

@@ -30,7 +30,7 @@ class MicroSDConfig:
     vae_channels: tuple[int, ...] = (16, 32, 64)
     vae_layers_per_block: int = 1
     vae_mid_attention: bool = False
-    latent_channels: int = 4
+    latent_channels: int = 8
     # UNet
     unet_channels: tuple[int, ...] = (32, 32, 64)
     unet_cross_attn: tuple[bool, ...] = (False, True, True)

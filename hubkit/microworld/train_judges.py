@@ -39,15 +39,17 @@ CLIP_CONTEXT = 64
 THRESHOLD = 0.5
 
 # steps at scale 1.0 (batch sizes below); sized for <= 8 min on one CPU thread in total
-DETECTOR_STEPS, DETECTOR_BATCH = 4200, 32
+DETECTOR_STEPS, DETECTOR_BATCH = 5400, 32
 DETECTOR_POS_WEIGHT = 2.0
 QUALITY_STEPS, QUALITY_BATCH = 700, 32
 CLIP_STEPS, CLIP_BATCH = 700, 64
 N_TRAIN = 24000
 N_EVAL = 6000
-N_CALIB = 3000
-CALIB_FPR = 0.005          # per-label: threshold at the 99.5th percentile of the negatives' logits ...
-CALIB_LOGIT_RANGE = (-2.5, 0.0)  # ... but never below p = 0.076 nor above p = 0.5
+N_CALIB = 4000
+CALIB_FPR = 0.005          # per-label: threshold at the 99.5th percentile of all negatives' logits,
+HARD_FPR = 0.01            # and at least the 99th percentile of the hard negatives' (look-alikes present) ...
+CALIB_LOGIT_RANGE = (-2.5, 2.0)  # ... clamped to p in [0.076, 0.88]
+HARD_BOOST = 2.0           # scenes with a weapon or a tool (the look-alike family) are drawn (1 + this) times as often
 N_VAE = 2048
 
 
@@ -247,11 +249,13 @@ def train_detector(data, recon, steps: int, batch: int, seed: int, num_labels: i
     opt = _adamw(net, 3e-3)
     y_all = torch.from_numpy(labels)
     pos_weight = torch.full((num_labels,), DETECTOR_POS_WEIGHT)
+    w = 1.0 + HARD_BOOST * labels[:, _family_columns()].any(1)
+    p_draw = w / w.sum()
     net.train()
     for step in range(steps):
         for grp in opt.param_groups:
             grp["lr"] = _lr(step, steps, 3e-3)
-        idx = rng.integers(0, len(imgs), batch)
+        idx = rng.choice(len(imgs), size=batch, p=p_draw)
         x = _batch_images(imgs, recon, idx, rng, 0.3)
         x = diffusion_like(x, g)
         loss = F.binary_cross_entropy_with_logits(net(x), y_all[idx], pos_weight=pos_weight)
@@ -263,15 +267,44 @@ def train_detector(data, recon, steps: int, batch: int, seed: int, num_labels: i
     return net.eval()
 
 
+def _family_columns() -> list[int]:
+    from hubkit.microworld import world
+
+    return [world.LABEL_INDEX[l] for l in world.WEAPONS + world.TOOLS]
+
+
+def confusable(label: str) -> tuple[str, ...]:
+    """Look-alikes of ``label``: the other labels of its kind, tools for weapons and weapons for tools, and
+    the neighbours of any target concept it belongs to."""
+    from hubkit.microworld import world
+
+    k = world.kind(label)
+    same = {"thing": world.THINGS, "character": world.CHARACTERS, "face": world.FACES, "style": world.STYLES,
+            "weapon": world.WEAPONS + world.TOOLS, "tool": world.TOOLS + world.WEAPONS}[k]
+    out = set(same)
+    for c in world.CONCEPTS.values():
+        if label in c.labels:
+            out.update(c.neighbours)
+    out.discard(label)
+    return tuple(l for l in world.ALL_LABELS if l in out)
+
+
 def calibrate_detector(net, x_cal: torch.Tensor, y_cal: np.ndarray) -> list[float]:
-    """Shift each label's bias so that p = 0.5 sits at the (1 - CALIB_FPR) quantile of its negatives' logits
-    on a calibration set (diffusion-like renders, disjoint from training and held-out data). Returns the shifts."""
+    """Shift each label's bias so that p = 0.5 sits at the larger of the (1 - CALIB_FPR) quantile of its
+    negatives' logits and the (1 - HARD_FPR) quantile of its hard negatives' (a look-alike in the scene), on a
+    calibration set of diffusion-like renders disjoint from training and held-out data. Returns the shifts."""
+    from hubkit.microworld import world
+
     logits = _predict(net, x_cal)
     y = torch.from_numpy(y_cal) > 0
     shifts = []
-    for j in range(logits.shape[1]):
-        neg = logits[~y[:, j], j]
-        t = float(torch.quantile(neg, 1 - CALIB_FPR)) if len(neg) else 0.0
+    for j, label in enumerate(world.ALL_LABELS):
+        neg = ~y[:, j]
+        t = float(torch.quantile(logits[neg, j], 1 - CALIB_FPR)) if neg.any() else 0.0
+        cols = [world.LABEL_INDEX[l] for l in confusable(label)]
+        hard = neg & y[:, cols].any(1)
+        if int(hard.sum()) >= 50:
+            t = max(t, float(torch.quantile(logits[hard, j], 1 - HARD_FPR)))
         shifts.append(min(max(t, CALIB_LOGIT_RANGE[0]), CALIB_LOGIT_RANGE[1]))
     with torch.no_grad():
         net.head.bias -= torch.tensor(shifts)
@@ -382,11 +415,18 @@ def detector_table(probs: np.ndarray, labels: np.ndarray, label_names, threshold
 
     yes = probs >= threshold
     out = {"concepts": {}, "labels": {}}
+
+    def hard_fpr(pred, truth, cols):
+        hard = ~truth & (labels[:, cols] > 0).any(1)
+        return {"fpr_lookalike": round(float(pred[hard].mean()), 4) if hard.any() else None, "n_lookalike": int(hard.sum())}
+
     for name, c in world.CONCEPTS.items():
         idx = [label_names.index(l) for l in c.labels]
-        out["concepts"][name] = rates(yes[:, idx].any(1), labels[:, idx].any(1))
+        pred, truth = yes[:, idx].any(1), labels[:, idx].any(1)
+        out["concepts"][name] = {**rates(pred, truth), **hard_fpr(pred, truth, [label_names.index(l) for l in c.neighbours])}
     for j, l in enumerate(label_names):
-        out["labels"][l] = rates(yes[:, j], labels[:, j] > 0)
+        truth = labels[:, j] > 0
+        out["labels"][l] = {**rates(yes[:, j], truth), **hard_fpr(yes[:, j], truth, [label_names.index(x) for x in confusable(l)])}
     return out
 
 
@@ -406,7 +446,8 @@ def _save(net, name: str, config: dict, out_dir: Path, extra: dict | None = None
     for k, v in (extra or {}).items():
         state[f"extra.{k}"] = v.contiguous()
     path = out_dir / f"{name}.safetensors"
-    save_file(state, str(path), metadata={"name": name, "format": "hubkit-micro-judge"})
+    # one metadata key: safetensors writes a map's keys in arbitrary order, which would change the file hash
+    save_file(state, str(path), metadata={"format": f"hubkit-micro-judge/{name}"})
     (out_dir / f"{name}.json").write_text(json.dumps(config, indent=1, ensure_ascii=False) + "\n")
     path.chmod(0o644)  # safetensors writes 0600; these ship as package data
     return path
@@ -462,8 +503,9 @@ def train_judges(out_dir: str | Path | None = None, seed: int = 0, *, scale: flo
         "name": "micro-detector", "arch": {"type": "detector", "widths": list(DETECTOR_WIDTHS)},
         "labels": label_names, "threshold": THRESHOLD, "seed": seed,
         "train": {"steps": steps(DETECTOR_STEPS), "batch": DETECTOR_BATCH, "n_train": n_train,
-                  "pos_weight": DETECTOR_POS_WEIGHT, "vae_reconstructions": recon is not None},
-        "calibration": {"n": len(calib[0]), "condition": "diffusion_like", "fpr": CALIB_FPR,
+                  "pos_weight": DETECTOR_POS_WEIGHT, "hard_boost": HARD_BOOST,
+                  "vae_reconstructions": recon is not None},
+        "calibration": {"n": len(calib[0]), "condition": "diffusion_like", "fpr": CALIB_FPR, "hard_fpr": HARD_FPR,
                         "logit_range": list(CALIB_LOGIT_RANGE), "bias_shifts": dict(zip(label_names, shifts))},
     }
     _save(det, "micro-detector", det_cfg, out)

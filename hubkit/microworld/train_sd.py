@@ -530,7 +530,7 @@ def train_sd(
     config: MicroSDConfig | None = None,
     vae_batch: int = 16,
     unet_batch: int = 64,
-    vae_lr: float = 1e-3,
+    vae_lr: float = 2e-3,
     unet_lr: float = 1e-3,
     steps: int = DEFAULT_STEPS,
     guidance: float = DEFAULT_GUIDANCE,

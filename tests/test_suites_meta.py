@@ -1,0 +1,132 @@
+"""Meta-tests: the suites give the verdicts the shipped micro-world checkpoints deserve.
+
+Each runs ``pytest suites`` (budget ``smoke``) in-process with pytester against a shipped checkpoint and
+reads the verdicts back from ``reports/results.json``. One image store is shared by all of them, so the
+base model's images are generated once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hubkit.microworld import paths
+
+REPO = Path(__file__).resolve().parents[1]
+CONCEPT = "Pointelli"
+
+pytestmark = pytest.mark.skipif(not (paths.BASE / "model_index.json").is_file(),
+                                reason="micro world not built (hubkit micro build)")
+
+
+def checkpoint(name: str) -> Path:
+    from hubkit.microworld.check import _checkpoint_file
+
+    folder = paths.unlearned(name)
+    if not folder.exists():
+        pytest.skip(f"shipped checkpoint {name} missing")
+    return _checkpoint_file(folder)
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("images")
+
+
+@pytest.fixture
+def run_suite(pytester, shared_cache):
+    shutil.copytree(REPO / "suites", pytester.path / "suites")
+
+    def run(model: Path, *args: str, concept: str = CONCEPT):
+        result = pytester.runpytest(
+            "suites", "--model", str(model), "--concept", concept, "--budget", "smoke",
+            "--image-cache", str(shared_cache), "-p", "no:randomly", "-q", *args,
+        )
+        out = pytester.path / "reports" / "results.json"
+        records = json.loads(out.read_text()) if out.is_file() else []
+        out.unlink(missing_ok=True)
+        return result, records
+
+    return run
+
+
+def verdicts(records, aspect: str) -> list[str]:
+    return [r["verdict"] for r in records if r["aspect"] == aspect]
+
+
+def test_base_model_fails_faithfulness_and_esd_passes(run_suite):
+    result, records = run_suite(paths.BASE, "-k", "test_target_proportion and not relative")
+    assert verdicts(records, "faithfulness.target_proportion") == ["fail"]
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result, records = run_suite(checkpoint("esd-pointelli"), "-k", "test_target_proportion and not relative")
+    assert verdicts(records, "faithfulness.target_proportion") == ["pass"]
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_esd_report_shows_a_real_side_effect(run_suite):
+    """The whole suite on ESD: the erasure passes, and some collateral damage is measured (not hidden)."""
+    result, records = run_suite(checkpoint("esd-pointelli"), "-m", "not efficiency")
+    by = {r["aspect"]: r for r in records}
+    assert by["faithfulness.target_proportion"]["verdict"] == "pass"
+    side_effects = [
+        r for r in records
+        if (r["aspect"].startswith(("pinpoint", "alignment", "faithfulness.target_quality")) and r["value"] < 0.98)
+        or (r["aspect"] == "faithfulness.fid_vs_base_noise_ratio" and r["value"] > 1.2)
+        or (r["aspect"] == "multilingual.target_proportion" and r["value"] > by["faithfulness.target_proportion"]["value"])
+    ]
+    assert side_effects, f"no side effect measured in {[(r['aspect'], r['value']) for r in records]}"
+
+
+@pytest.mark.parametrize(
+    "aspect_filter, deserving, undeserving",
+    [
+        ("faithfulness and test_target_proportion and not relative", "base", "esd-pointelli"),
+        ("multilingual and Spanish", "base", "esd-pointelli"),
+        ("robustness and static", "base", "esd-pointelli"),
+        ("pinpoint and overall", "esd-pointelli-overdone", "base"),
+        ("alignment and general", "esd-pointelli-overdone", "base"),
+        ("efficiency and time", "sld-pointelli", "esd-pointelli"),
+    ],
+    ids=["faithfulness", "multilingual", "robustness", "pinpoint", "alignment", "efficiency"],
+)
+def test_aspect_fails_on_a_checkpoint_that_deserves_it(run_suite, aspect_filter, deserving, undeserving):
+    model = {"base": paths.BASE}
+    bad = model.get(deserving) or checkpoint(deserving)
+    good = model.get(undeserving) or checkpoint(undeserving)
+    result, records = run_suite(bad, "-k", aspect_filter)
+    assert records and all(r["verdict"] == "fail" for r in records), records
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result, records = run_suite(good, "-k", aspect_filter)
+    assert records and all(r["verdict"] == "pass" for r in records), records
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_blind_judge_errors_instead_of_reporting_an_erasure(run_suite, pytester):
+    """A judge that cannot see the concept on the base model must not certify an erasure (HUB's "wrong")."""
+    prompts = pytester.path / "prompts"
+    shutil.copytree(paths.PROMPTS, prompts)
+    manifest = prompts / "hubkit.toml"
+    text = manifest.read_text()
+    head, sep, tail = text.partition(f'[concepts."{CONCEPT}"]')
+    manifest.write_text(head + sep + tail.replace('judge = "micro-detector"', 'judge = "blind"', 1))
+    pytester.makeconftest(
+        """
+        from hubkit.judges import register_judge
+        from hubkit.judges.registry import Judge, Verdict
+
+        @register_judge("blind")
+        class Blind(Judge):
+            name = "blind"; detects = "nothing"; threshold = 0.5; version = "0"
+            def __init__(self, **kw): pass
+            def detect(self, images, concept):
+                return [Verdict("no", 0.0) for _ in images]
+        """
+    )
+    result, records = run_suite(paths.unlearned("esd-pointelli"), "--prompts", str(prompts),
+                                "-k", "test_target_proportion and not relative")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*judge cannot see {CONCEPT} on the base model*"])
+    assert records == []
