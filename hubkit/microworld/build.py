@@ -44,35 +44,40 @@ def _record(step: str, seconds: float) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
-def build_unlearned(seed: int = 0, fast: bool = False, only: tuple[str, ...] = ()) -> None:
+def build_unlearned(seed: int = 0, fast: bool = False, only: tuple[str, ...] = (), weights: Path = paths.WEIGHTS) -> None:
     from hubkit.microworld.unlearn import unlearn
 
     for name, method, concept, options in SHIPPED:
         if only and name not in only:
             continue
-        unlearn(method, base=paths.BASE, concept=concept, out=paths.unlearned(name), seed=seed, fast=fast, **options)
+        unlearn(method, base=weights / "base", concept=concept, out=weights / "unlearned" / name, seed=seed,
+                fast=fast, **options)
 
 
 def build(only: list[str] | None = None, seed: int = 0, fast: bool = False) -> None:
+    """Rebuild the listed steps (all by default). ``fast`` runs every step with token step counts into
+    ``.scratch/fast-weights/`` -- a smoke test of the pipeline that never touches the shipped weights."""
     steps = [s for s in STEPS if not only or s in only]
+    weights = WORK / "fast-weights" if fast else paths.WEIGHTS
+    prompts = WORK / "fast-prompts" if fast else paths.PROMPTS
     for step in steps:
         start = time.perf_counter()
         print(f"[hubkit micro build] {step} ...", flush=True)
         if step == "prompts":
             from hubkit.microworld.prompt_sets import write_prompt_sets
 
-            write_prompt_sets(paths.PROMPTS, seed=seed)
+            write_prompt_sets(prompts, seed=seed)
         elif step == "sd":
             from hubkit.microworld.train_sd import train_sd
 
             kwargs = {"vae_steps": 20, "unet_steps": 20, "n_train": 256} if fast else {}
-            train_sd(paths.BASE, seed=seed, work_dir=WORK / ("train_sd_fast" if fast else "train_sd"), **kwargs)
+            train_sd(weights / "base", seed=seed, work_dir=WORK / ("train_sd_fast" if fast else "train_sd"), **kwargs)
         elif step == "judges":
             from hubkit.microworld.train_judges import train_judges
 
-            train_judges(paths.JUDGES, seed=seed, **({"scale": 0.01} if fast else {}))
+            train_judges(weights / "judges", seed=seed, **({"scale": 0.01} if fast else {}))
         elif step == "unlearned":
-            build_unlearned(seed=seed, fast=fast)
+            build_unlearned(seed=seed, fast=fast, weights=weights)
         if not fast:
             _record(step, time.perf_counter() - start)
         print(f"[hubkit micro build] {step} done in {time.perf_counter() - start:.0f} s", flush=True)
