@@ -49,7 +49,7 @@ def stub_images(rng: np.random.Generator, n: int) -> np.ndarray:
     return stub_batch(rng, n)[0]
 
 
-KW = dict(seed=3, vae_steps=4, unet_steps=6, n_train=40, config=MicroSDConfig.tiny(), vae_batch=4, unet_batch=4,
+KW = dict(seed=3, vae_steps=4, dec_steps=3, unet_steps=6, n_train=40, config=MicroSDConfig.tiny(), vae_batch=4, unet_batch=4,
           data_fn=stub_batch, image_fn=stub_images, steps=3, guidance=4.0, quiet=True, threads=1)
 
 

@@ -64,6 +64,11 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _fn_name(fn) -> str:
+    """A data source's name for cache keys (independent of how the module was imported/run)."""
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
 def _atomic_save(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -162,7 +167,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ stage 1: data
 def _render_data(work_dir: Path, data_fn: DataFn, seed: int, n_train: int, size: int, log) -> dict:
-    key = _key("data", seed, n_train, size, getattr(data_fn, "__module__", ""), getattr(data_fn, "__name__", ""))
+    key = _key("data", seed, n_train, size, _fn_name(data_fn))
     d = work_dir / f"data-{key}"
     final = d / "data.pt"
     if final.exists():
@@ -206,8 +211,16 @@ def _render_data(work_dir: Path, data_fn: DataFn, seed: int, n_train: int, size:
 
 
 # ------------------------------------------------------------------------------------------- stage 2: VAE
-def _vae_loss(vae, x: torch.Tensor, g: torch.Generator):
-    h = vae.quant_conv(vae.encoder(x))
+def _edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+def _vae_loss(vae, x: torch.Tensor, g: torch.Generator, decoder_only: bool = False):
+    if decoder_only:
+        with torch.no_grad():
+            h = vae.quant_conv(vae.encoder(x))
+    else:
+        h = vae.quant_conv(vae.encoder(x))
     mean, logvar = h.chunk(2, dim=1)
     logvar = logvar.clamp(-30.0, 20.0)
     std = torch.exp(0.5 * logvar)
@@ -216,15 +229,24 @@ def _vae_loss(vae, x: torch.Tensor, g: torch.Generator):
     l1 = (rec - x).abs().mean()
     mse = (rec - x).pow(2).mean()
     kl = 0.5 * (mean.pow(2) + std.pow(2) - 1.0 - logvar).flatten(1).sum(1).mean()
-    loss = l1 + mse + KL_WEIGHT * kl / x[0].numel()
+    if decoder_only:   # sharpen: match horizontal/vertical differences too (textures, outlines)
+        (rx, ry), (tx, ty) = _edges(rec), _edges(x)
+        loss = l1 + mse + 0.5 * ((rx - tx).abs().mean() + (ry - ty).abs().mean())
+    else:
+        loss = l1 + mse + KL_WEIGHT * kl / x[0].numel()
     return loss, l1.detach(), kl.detach()
 
 
 def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: int, batch: int,
-               lr: float, ckpt_every_s: float, ckpt_every_steps: int | None, stop_after: int | None, log):
-    key = _key("vae", getattr(image_fn, "__module__", ""), getattr(image_fn, "__name__", ""), cfg.vae_dict(), seed,
-               steps, batch, lr, KL_WEIGHT)
-    d = work_dir / f"vae-{key}"
+               lr: float, ckpt_every_s: float, ckpt_every_steps: int | None, stop_after: int | None, log,
+               base: tuple[str, dict] | None = None):
+    """Train the VAE; with ``base=(vae_key, vae_result)``, fine-tune only its decoder (frozen encoder, so the
+    latents the UNet is trained on do not change) on a fresh stream of renders."""
+    decoder_only = base is not None
+    name = "dec" if decoder_only else "vae"
+    key = _key(name, _fn_name(image_fn), cfg.vae_dict(), seed, steps, batch, lr, KL_WEIGHT,
+               base[0] if base else None)
+    d = work_dir / f"{name}-{key}"
     final = d / "final.pt"
     if final.exists():
         return _load(final), key
@@ -232,18 +254,24 @@ def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: i
 
     torch.manual_seed(seed + 1)
     vae = build_vae(cfg)
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
-    g = torch.Generator().manual_seed(seed + 2)
-    rng = np.random.default_rng([seed, 5])
+    if decoder_only:
+        vae.load_state_dict(base[1]["model"])
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    params = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    g = torch.Generator().manual_seed(seed + (12 if decoder_only else 2))
+    rng = np.random.default_rng([seed, 15 if decoder_only else 5])
     step, elapsed, hist = 0, 0.0, []
     if ckpt_path.exists():
         ck = _load(ckpt_path)
         vae.load_state_dict(ck["model"]), opt.load_state_dict(ck["opt"]), g.set_state(ck["gen"])
         rng.bit_generator.state = ck["np_rng"]
         step, elapsed, hist = ck["step"], ck["elapsed"], ck["hist"]
-        log(f"vae: resuming at step {step}/{steps}")
+        log(f"{name}: resuming at step {step}/{steps}")
     else:
-        log(f"vae: {count_params(vae):,} params, factor {cfg.vae_factor}, {steps} steps of batch {batch}")
+        log(f"{name}: {count_params(vae):,} params ({sum(p.numel() for p in params):,} trained), "
+            f"factor {cfg.vae_factor}, {steps} steps of batch {batch}")
 
     def save():
         _atomic_save({"model": vae.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),
@@ -251,7 +279,7 @@ def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: i
                       "elapsed": elapsed, "hist": hist}, ckpt_path)
 
     vae.train()
-    bar = _progress(steps, step, "vae", log.quiet)
+    bar = _progress(steps, step, name, log.quiet)
     t_last_ck = time.perf_counter()
     run_l1 = None
     done_here = 0
@@ -260,10 +288,10 @@ def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: i
         for pg in opt.param_groups:
             pg["lr"] = _lr_at(step, steps, lr, warmup=min(100, steps // 10 + 1))
         x = to_tensor(image_fn(rng, batch), cfg.image_size)
-        loss, l1, kl = _vae_loss(vae, x, g)
+        loss, l1, kl = _vae_loss(vae, x, g, decoder_only)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
         done_here += 1
@@ -276,7 +304,7 @@ def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: i
             if step % 10 == 0:
                 bar.set_postfix(l1=f"{run_l1:.4f}", kl=f"{float(kl):.0f}")
         if step % 200 == 0:
-            log(f"vae step {step}/{steps} l1 {run_l1:.4f} kl {float(kl):.1f} ({elapsed / step * 1000:.0f} ms/step)")
+            log(f"{name} step {step}/{steps} l1 {run_l1:.4f} kl {float(kl):.1f} ({elapsed / step * 1000:.0f} ms/step)")
         if stop_after is not None and done_here >= stop_after:
             save()
             raise _Stopped()
@@ -292,11 +320,18 @@ def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: i
     with torch.no_grad():
         xh = to_tensor(image_fn(np.random.default_rng([seed, 6]), HELDOUT), cfg.image_size)
         rec = torch.cat([vae.decode(vae.encode(xb).latent_dist.mode()).sample for xb in xh.split(128)])
+        base_psnr = None
+        if decoder_only:
+            ref = build_vae(cfg)
+            ref.load_state_dict(base[1]["model"])
+            ref.eval()
+            base_rec = torch.cat([ref.decode(ref.encode(xb).latent_dist.mode()).sample for xb in xh.split(128)])
+            base_psnr = float(psnr(base_rec, xh).mean())
         p = psnr(rec, xh)
     result = {"model": vae.state_dict(), "steps": steps, "threads": torch.get_num_threads(), "heldout_images": xh, "heldout_recon": rec, "seconds": elapsed, "hist": hist,
-              "heldout_psnr": float(p.mean()), "heldout_psnr_min": float(p.min()),
+              "heldout_psnr": float(p.mean()), "heldout_psnr_min": float(p.min()), "base_heldout_psnr": base_psnr,
               "final_l1": run_l1}
-    log(f"vae done: {steps} steps in {elapsed:.0f} s, held-out PSNR {result['heldout_psnr']:.2f} dB "
+    log(f"{name} done: {steps} steps in {elapsed:.0f} s, held-out PSNR {result['heldout_psnr']:.2f} dB "
         f"(min {result['heldout_psnr_min']:.2f})")
     _atomic_save(result, final)
     ckpt_path.unlink(missing_ok=True)
@@ -531,6 +566,8 @@ def train_sd(
     vae_batch: int = 16,
     unet_batch: int = 64,
     vae_lr: float = 2e-3,
+    dec_steps: int = 1500,
+    dec_lr: float = 5e-4,
     unet_lr: float = 1e-3,
     steps: int = DEFAULT_STEPS,
     guidance: float = DEFAULT_GUIDANCE,
@@ -566,17 +603,23 @@ def train_sd(
         data = _render_data(work_dir, data_fn or default_data_fn(), seed, n_train, cfg.image_size, log)
         data_key = data["key"]
         lat = _encode_latents(work_dir, data, data_key, vae_result, vae_key, cfg, tokenizer, log)
+        dec_result = None
+        if dec_steps:
+            dec_result, _ = _train_vae(work_dir, image_fn, cfg, seed, dec_steps, vae_batch, dec_lr, checkpoint_every_s,
+                                       checkpoint_every_steps, None, log, base=(vae_key, vae_result))
+        vae_state = (dec_result or vae_result)["model"]
         # the final VAE is known now: write it early (the judge trainer trains on its reconstructions)
-        final_vae(cfg, vae_result["model"], lat).save_pretrained(str(out_dir / "vae"), safe_serialization=True)
+        final_vae(cfg, vae_state, lat).save_pretrained(str(out_dir / "vae"), safe_serialization=True)
         unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_steps, unet_batch, unet_lr,
                                   checkpoint_every_s, checkpoint_every_steps, _stop_after_unet, log)
     except _Stopped:
         log("stopped early on request; re-run to resume")
         raise
 
-    pipe = assemble_pipeline(cfg, tokenizer, vae_result["model"], lat, unet_result["unet"], unet_result["text"])
+    pipe = assemble_pipeline(cfg, tokenizer, vae_state, lat, unet_result["unet"], unet_result["text"])
     save_pipeline(pipe, out_dir)
-    train_seconds = data["render_seconds"] + vae_result["seconds"] + lat["seconds"] + unet_result["seconds"]
+    dec_seconds = dec_result["seconds"] if dec_result else 0.0
+    train_seconds = data["render_seconds"] + vae_result["seconds"] + lat["seconds"] + dec_seconds + unet_result["seconds"]
     meta = {
         "height": cfg.image_size,
         "width": cfg.image_size,
@@ -586,7 +629,8 @@ def train_sd(
         "train_seconds": round(train_seconds, 1),
         "train_seconds_by_stage": {
             "render": round(data["render_seconds"], 1), "vae": round(vae_result["seconds"], 1),
-            "encode": round(lat["seconds"], 1), "unet_text": round(unet_result["seconds"], 1),
+            "encode": round(lat["seconds"], 1), "vae_decoder_finetune": round(dec_seconds, 1),
+            "unet_text": round(unet_result["seconds"], 1),
         },
         "seed": seed,
         "n_train": n_train,
@@ -597,7 +641,9 @@ def train_sd(
         "config": cfg.to_dict(),
         "vae_factor": cfg.vae_factor,
         "scaling_factor": float(lat["scale"]),
-        "vae_heldout_psnr_db": round(vae_result["heldout_psnr"], 2),
+        "vae_heldout_psnr_db": round((dec_result or vae_result)["heldout_psnr"], 2),
+        "vae_heldout_psnr_db_before_decoder_finetune": round(vae_result["heldout_psnr"], 2),
+        "dec_steps": dec_steps,
         "final_vae_l1": vae_result["final_l1"],
         "final_unet_loss": unet_result["final_loss"],
         "params": {"unet": count_params(pipe.unet), "vae": count_params(pipe.vae),
@@ -617,6 +663,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vae-steps", type=int, default=2000)
     ap.add_argument("--unet-steps", type=int, default=4000)
+    ap.add_argument("--dec-steps", type=int, default=1500, help="decoder-only VAE fine-tune steps (0: none)")
     ap.add_argument("--n-train", type=int, default=30000)
     ap.add_argument("--unet-batch", type=int, default=64)
     ap.add_argument("--unet-lr", type=float, default=1e-3)
@@ -627,7 +674,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    train_sd(a.out, seed=a.seed, work_dir=a.work_dir, vae_steps=a.vae_steps, unet_steps=a.unet_steps,
+    from hubkit.microworld import train_sd as module   # not __main__: same defaults/cache keys however it is run
+
+    module.train_sd(a.out, seed=a.seed, work_dir=a.work_dir, vae_steps=a.vae_steps, dec_steps=a.dec_steps,
+             unet_steps=a.unet_steps,
              n_train=a.n_train, unet_batch=a.unet_batch, unet_lr=a.unet_lr, steps=a.steps, guidance=a.guidance,
              threads=a.threads, checkpoint_every_s=a.checkpoint_every_s, quiet=a.quiet)
     return 0
