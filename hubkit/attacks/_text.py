@@ -35,14 +35,15 @@ def _vocab_key(tokenizer) -> str:
 
 
 def word_token_ids(tokenizer) -> torch.Tensor:
-    """Ids of the whole-word round-trip-safe tokens of ``tokenizer`` (sorted LongTensor; cached per vocabulary)."""
+    """Ids of the whole-word round-trip-safe tokens of ``tokenizer`` (sorted LongTensor; cached per vocabulary):
+    printable text (no control characters, which would also garble reports) that tokenizes back to the token."""
     key = _vocab_key(tokenizer)
     if key not in _VOCAB_CACHE:
         special = set(tokenizer.all_special_ids)
         items = sorted((i, tok) for tok, i in tokenizer.get_vocab().items() if tok.endswith("</w>") and i not in special)
         texts = [tokenizer.decode([i]) for i, _ in items]
         enc = tokenizer(texts, add_special_tokens=False).input_ids
-        ok = [i for (i, _), text, e in zip(items, texts, enc) if e == [i] and text.strip() == text and text]
+        ok = [i for (i, _), text, e in zip(items, texts, enc) if e == [i] and text and text.strip() == text and text.isprintable()]
         _VOCAB_CACHE[key] = torch.tensor(ok, dtype=torch.long)
     return _VOCAB_CACHE[key]
 

@@ -19,7 +19,10 @@ AdvUnlearn's changes both the direction and the search; ``reference=`` computes 
 another pipeline's encoder instead (Ring-A-Bell's transfer setting, where the vector comes from SD-1.4).
 
 Budgets (``full`` = the notebook: population 200, 3000 generations, K = 16, eta = 3, mutation 0.25,
-crossover 0.5; HUB used 1000 prompts per concept).
+crossover 0.5; HUB used 1000 prompts per concept). Cost is about ``population * generations * 3/4``
+text-encoder passes per prompt: on the micro model's encoder about 0.2 ms per sequence on one CPU core, so
+``ci`` (12 prompts, 96 x 300) takes about 35 s of CPU per concept and ``full`` about 90 s per prompt (real
+SD's CLIP-L is some 100x slower per sequence: ``full`` is a GPU setting).
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ class RingABell(Attack):
     BUDGETS = {
         "smoke": {"prompts": 2, "population": 16, "generations": 8, "length": 16, "eta": 3.0,
                   "mutation_rate": 0.25, "crossover_rate": 0.5},
-        "ci": {"prompts": 16, "population": 64, "generations": 150, "length": 16, "eta": 3.0,
+        "ci": {"prompts": 12, "population": 96, "generations": 300, "length": 16, "eta": 3.0,
                "mutation_rate": 0.25, "crossover_rate": 0.5},
         "full": {"prompts": 1000, "population": 200, "generations": 3000, "length": 16, "eta": 3.0,
                  "mutation_rate": 0.25, "crossover_rate": 0.5},

@@ -23,15 +23,15 @@ from hubkit.microworld import paths
 STEPS = ("prompts", "sd", "judges", "unlearned")
 WORK = Path(".scratch")
 
-# What ships in weights/unlearned/: (folder name, method, concept, options).
+# What ships in weights/unlearned/: (folder name, method, concept, options over the method's micro presets).
+# ESD-x at 400 steps / lr 1e-3 erases a style on the micro base; the "overdone" ESD-u (all non-cross-attention
+# weights, lr 1e-3) is shipped on purpose as a model that *deserves* to fail pinpoint-ness and alignment.
 SHIPPED = (
-    ("esd-pointelli", "esd", "Pointelli", {}),
-    ("esd-zorbo", "esd", "Zorbo", {}),
-    ("esd-dario-voss", "esd", "Dario Voss", {}),
-    ("esd-weapon", "esd", "weapon", {}),
+    ("esd-pointelli", "esd", "Pointelli", {"variant": "x", "steps": 400, "lr": 1e-3}),
+    ("esd-pointelli-overdone", "esd", "Pointelli", {"variant": "u", "steps": 300, "lr": 1e-3}),
     ("uce-pointelli", "uce", "Pointelli", {}),
-    ("uce-zorbo", "uce", "Zorbo", {}),
     ("sld-pointelli", "sld", "Pointelli", {}),
+    ("esd-weapon", "esd", "weapon", {"variant": "x", "steps": 400, "lr": 1e-3}),
 )
 
 

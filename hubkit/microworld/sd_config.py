@@ -4,7 +4,8 @@ The model is a real SD-1.x ``StableDiffusionPipeline`` (``AutoencoderKL`` + ``UN
 ``CLIPTextModel`` + the real 49,408-token CLIP tokenizer + ``DDIMScheduler``), shrunk to fit 64×64 renders,
 a 2-core CPU training budget and a ~15 MB folder:
 
-* VAE: downsampling factor 4 (64 px -> 4×16×16 latents), no attention in its mid block.
+* VAE: downsampling factor 4 (64 px -> 8×16×16 latents), no attention in its mid block. (2,000 steps of
+  batch 16: 4 latent channels at lr 1e-3 reached 24.3 dB held-out PSNR, 8 channels at lr 2e-3 25.5 dB.)
 * UNet: three levels (16, 8, 4 px of latent), cross-attention at the two lower ones, ``layers_per_block=1``.
 * Text encoder: a small ``CLIPTextModel`` trained from scratch jointly with the UNet; its 49,408-row
   embedding table dominates its size.

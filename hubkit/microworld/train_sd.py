@@ -3,19 +3,25 @@
 Stages (each cached under ``work_dir`` in a folder named by a hash of everything it depends on, so a re-run
 resumes where it stopped and a changed setting redoes only the stages it affects):
 
-1. ``vae-<key>/``   trains an ``AutoencoderKL`` (factor 4: 64 px -> 4×16×16) on a stream of fresh renders
-                    (L1 + MSE + LDM's tiny KL) and measures held-out reconstruction PSNR.
+1. ``vae-<key>/``   trains an ``AutoencoderKL`` (factor 4: 64 px -> 8×16×16 latents) on a stream of fresh
+                    renders (L1 + MSE + LDM's tiny KL) and measures held-out reconstruction PSNR.
 2. ``data-<key>/``  renders ``n_train`` training scenes with 7 captions each (``multilingual_batch``) in chunks.
-3. ``lat-<key>.pt`` encodes every training image once (posterior mean and std, fp16), measures the latent
-                    mean/std, tokenises the captions.
-4. ``unet-<key>/``  trains the UNet and the CLIP text encoder jointly from scratch (epsilon prediction,
-                    SD-1.x's scaled-linear betas, min-SNR-5 weighting, 10% empty-caption dropout, EMA).
-5. ``out_dir``      ``StableDiffusionPipeline.save_pretrained`` (EMA weights, safetensors, fp32) + ``hubkit.json``.
+3. ``lat-<key>.pt`` encodes every training image once (posterior mean and std, fp16), measures the latents'
+                    per-channel mean and global std, tokenises the captions.
+4. ``dec-<key>/``   fine-tunes the VAE's decoder only (frozen encoder, so the latents do not change; L1 + MSE +
+                    an edge term), as SD's ft-MSE VAE did: sharper colours and outlines.
+5. ``unet-<key>/``  trains the UNet and the CLIP text encoder jointly from scratch (epsilon prediction,
+                    SD-1.x's scaled-linear betas, min-SNR-5 weighting, 10% empty-caption dropout, EMA 0.999).
+6. ``out_dir``      ``StableDiffusionPipeline.save_pretrained`` (EMA weights, safetensors, fp32) + ``hubkit.json``.
+                    The latents' mean is folded into the VAE's quant convs and ``scaling_factor`` = 1/std, so the
+                    stock pipeline's ``latents * scaling_factor`` gives zero-mean, unit-std latents.
 
 Training is deterministic from ``seed`` on a given machine and thread count: every random draw comes from a
 ``torch.Generator``/numpy ``Generator`` whose state is checkpointed, and a resumed run continues bit-identically.
+Use ``--threads 1`` on a busy machine: with other jobs on the 2 cores, 2 torch threads ran 3-20x slower than 1
+(OpenMP threads wait on each other); 2 threads only pay off on an otherwise idle machine.
 
-    python -m hubkit.microworld.train_sd --out hubkit/microworld/weights/base
+    python -m hubkit.microworld.train_sd --out hubkit/microworld/weights/base [--threads 1]
 """
 
 from __future__ import annotations
@@ -171,7 +177,7 @@ def _render_data(work_dir: Path, data_fn: DataFn, seed: int, n_train: int, size:
     d = work_dir / f"data-{key}"
     final = d / "data.pt"
     if final.exists():
-        return _load(final)
+        return {**_load(final), "key": key}
     d.mkdir(parents=True, exist_ok=True)
 
     def chunk(i: int, n: int) -> dict:
@@ -546,6 +552,9 @@ def save_pipeline(pipe, out_dir: Path) -> Path:
     tok_dir = out_dir / "tokenizer"
     write_clip_vocab(tok_dir)
     (tok_dir / "tokenizer.json").unlink(missing_ok=True)
+    for f in out_dir.rglob("*"):
+        if f.is_file():
+            f.chmod(0o644)   # save_pretrained leaves safetensors files 0600
     return out_dir
 
 
@@ -644,7 +653,7 @@ def train_sd(
         "vae_heldout_psnr_db": round((dec_result or vae_result)["heldout_psnr"], 2),
         "vae_heldout_psnr_db_before_decoder_finetune": round(vae_result["heldout_psnr"], 2),
         "dec_steps": dec_steps,
-        "final_vae_l1": vae_result["final_l1"],
+        "final_vae_l1": (dec_result or vae_result)["final_l1"],
         "final_unet_loss": unet_result["final_loss"],
         "params": {"unet": count_params(pipe.unet), "vae": count_params(pipe.vae),
                    "text_encoder": count_params(pipe.text_encoder)},

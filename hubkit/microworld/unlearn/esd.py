@@ -12,6 +12,10 @@ and classifier-free guidance ``sample_guidance`` to ``t = timesteps[k]`` (``xt="
 timestep.  Several keywords (``weapon`` -> weapon, knife, sword, axe, spear) are trained together: each
 step picks one training prompt at random.
 
+Optional preservation (not in ESD; off by default): with ``preserve`` texts (e.g. the concept's neighbours),
+each step also pulls ε_θ toward ε* on a preserved prompt, ``preserve_weight · ‖ε_θ(x'_t, p) − ε*(x'_t, p)‖²``,
+where ``x'_t`` is a base-model sample of ``p`` (a pool of ``pool_size`` per prompt) noised to a random timestep.
+
 Variants choose the parameters that move (names as diffusers' ``UNet2DConditionModel`` spells them):
 
 * ``x`` (ESD-x): the cross-attention blocks, every parameter under ``.attn2.``;
@@ -99,6 +103,10 @@ def esd(
     xt: str = "sample",
     pool_size: int = 8,
     templates: Sequence[str] = ("{}",),
+    prompts: Sequence[str] | None = None,
+    preserve: Sequence[str] | None = (),
+    preserve_weight: float = 1.0,
+    preserve_templates: Sequence[str] = ("{}",),
     resolution: int | None = None,
     keys: str = "changed",
     device: str = "cpu",
@@ -108,9 +116,11 @@ def esd(
     """Train ESD-``variant`` on ``concept`` from ``base``; write the checkpoint to ``out`` and return ``out``.
 
     ``base``: an SD-1.x diffusers folder (or an in-memory ``StableDiffusionPipeline``).  ``concept``: a micro
-    world concept name, a keyword or a list of keywords.  Training prompts are ``templates`` filled with each
-    keyword (default: the bare keyword, as ESD).  ``sample_steps`` defaults to the base's ``hubkit.json``
-    steps (50 without one).  Deterministic for a given seed, device and torch thread count.
+    world concept name, a keyword or a list of keywords.  Training prompts are ``prompts`` if given, else
+    ``templates`` filled with each keyword (default: the bare keyword, as ESD).  ``sample_steps`` defaults to the base's ``hubkit.json``
+    steps (50 without one).  ``preserve`` (default none, as ESD; ``None``: the micro-world neighbours) adds the
+    preservation term described in the module docstring.  Deterministic for a given seed, device and torch
+    thread count.
     """
     from tqdm.auto import tqdm
 
@@ -121,7 +131,11 @@ def esd(
     spec = resolve_concept(concept, name=name)
     b = load_base(base, device=device)
     pipe = b.pipe
-    prompts = expand_templates(spec.keywords, templates)
+    prompts = list(prompts) if prompts else expand_templates(spec.keywords, templates)
+    if preserve is None:
+        preserve = list(spec.neighbours)
+    keep_prompts = [p for p in expand_templates([k for k in preserve if k not in spec.keywords], preserve_templates)
+                    if p not in prompts]
     sample_steps = int(sample_steps or b.steps)
     height = width = int(resolution) if resolution else None
     lat_h = (height or b.height) // pipe.vae_scale_factor
@@ -149,14 +163,26 @@ def esd(
         sched = _ddim_scheduler(pipe)
         sched.set_timesteps(sample_steps, device=device)
 
-        pool = None
-        if xt == "noise":  # a few full samples per prompt from the base model, noised afresh each step
-            pool = []
-            for i in range(len(prompts)):
+        def base_samples(embs: torch.Tensor) -> list[torch.Tensor]:
+            """``pool_size`` full samples of the frozen model per prompt embedding."""
+            out = []
+            for i in range(embs.shape[0]):
                 x = torch.randn((pool_size, channels, lat_h, lat_w), generator=gen, device=device) * sched.init_noise_sigma
-                c = emb_c[i:i + 1].expand(pool_size, -1, -1)
-                pool.append(_sample_until(original, sched, x, sample_steps, c, emb_0.expand(pool_size, -1, -1),
-                                          sample_guidance))
+                out.append(_sample_until(original, sched, x, sample_steps, embs[i:i + 1].expand(pool_size, -1, -1),
+                                         emb_0.expand(pool_size, -1, -1), sample_guidance))
+            return out
+
+        def noised(x0_pool: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            idx = torch.randint(0, pool_size, (batch_size,), generator=gen, device=device)
+            x0 = x0_pool[idx]
+            t = torch.randint(0, sched.config.num_train_timesteps, (), generator=gen, device=device)
+            noise = torch.randn(x0.shape, generator=gen, device=device)
+            return sched.add_noise(x0, noise, t.reshape(1)), t
+
+        # xt="noise": a few full samples per prompt from the base model, noised afresh each step
+        pool = base_samples(emb_c) if xt == "noise" else None
+        emb_keep = encode_texts(pipe, keep_prompts) if keep_prompts else None
+        keep_pool = base_samples(emb_keep) if keep_prompts else None
         losses: list[float] = []
         bar = tqdm(range(steps), desc=f"ESD-{variant} {spec.name}", disable=not progress, leave=False)
         for _ in bar:
@@ -172,18 +198,23 @@ def esd(
                     x = _sample_until(unet, sched, x, k, cond, uncond, sample_guidance)
                     t = sched.timesteps[k]
                 else:
-                    idx = torch.randint(0, pool_size, (batch_size,), generator=gen, device=device)
-                    x0 = pool[i][idx]
-                    t = torch.randint(0, sched.config.num_train_timesteps, (), generator=gen, device=device)
-                    noise = torch.randn(x0.shape, generator=gen, device=device)
-                    x = sched.add_noise(x0, noise, t.reshape(1))
+                    x, t = noised(pool[i])
                 e_0 = original(x, t, encoder_hidden_states=uncond).sample
                 e_c = original(x, t, encoder_hidden_states=cond).sample
                 target = e_0 - eta * (e_c - e_0)
+                if keep_pool is not None:
+                    j = rng.randrange(len(keep_prompts))
+                    keep_cond = emb_keep[j:j + 1].expand(batch_size, -1, -1)
+                    x_keep, t_keep = noised(keep_pool[j])
+                    keep_target = original(x_keep, t_keep, encoder_hidden_states=keep_cond).sample
             unet.train()
             optimizer.zero_grad(set_to_none=True)
             loss = F.mse_loss(unet(x, t, encoder_hidden_states=cond).sample, target)
-            loss.backward()
+            if keep_pool is not None:
+                keep_loss = F.mse_loss(unet(x_keep, t_keep, encoder_hidden_states=keep_cond).sample, keep_target)
+                (loss + preserve_weight * keep_loss).backward()
+            else:
+                loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
@@ -197,10 +228,11 @@ def esd(
         "esd", spec, b, variant=f"esd-{variant}", steps=steps, lr=lr, eta=eta, seed=seed,
         batch_size=batch_size, sample_steps=sample_steps, sample_guidance=sample_guidance, xt=xt,
         prompts=prompts, keys=keys, final_loss=round(sum(tail) / len(tail), 6),
+        preserve=keep_prompts, preserve_weight=preserve_weight if keep_prompts else 0.0,
         train_seconds=round(m.seconds, 3), train_peak_mem_mb=round(m.peak_mem_mb, 1),
         format="unet-state-dict", device=str(device), threads=torch.get_num_threads(),
     )
-    if pool is not None:
+    if pool is not None or keep_prompts:
         meta["pool_size"] = pool_size
     write_unet_checkpoint(Path(out), state, meta)
     return Path(out)
