@@ -44,6 +44,10 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     report.extras = extras
 
 
+def pytest_sessionstart(session) -> None:
+    _RESULTS.clear()  # one list per run, also when pytest runs in-process several times (pytester)
+
+
 def pytest_runtest_logreport(report) -> None:
     # Runs in the controller under xdist too: user_properties travel back from the workers.
     if report.when == "call":

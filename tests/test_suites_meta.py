@@ -42,7 +42,7 @@ def run_suite(pytester, shared_cache):
 
     def run(model: Path, *args: str, concept: str = CONCEPT):
         result = pytester.runpytest(
-            "suites", "--model", str(model), "--concept", concept, "--budget", "smoke",
+            "suites", "--rootdir", str(pytester.path), "--model", str(model), "--concept", concept, "--budget", "smoke",
             "--image-cache", str(shared_cache), "-p", "no:randomly", "-q", *args,
         )
         out = pytester.path / "reports" / "results.json"
@@ -58,10 +58,10 @@ def verdicts(records, aspect: str) -> list[str]:
 
 
 def test_base_model_fails_faithfulness_and_esd_passes(run_suite):
-    result, records = run_suite(paths.BASE, "-k", "test_target_proportion and not relative")
+    result, records = run_suite(paths.BASE, "-k", "faithfulness and test_target_proportion and not vs_base")
     assert verdicts(records, "faithfulness.target_proportion") == ["fail"]
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result, records = run_suite(checkpoint("esd-pointelli"), "-k", "test_target_proportion and not relative")
+    result, records = run_suite(checkpoint("esd-pointelli"), "-k", "faithfulness and test_target_proportion and not vs_base")
     assert verdicts(records, "faithfulness.target_proportion") == ["pass"]
     assert result.ret == pytest.ExitCode.OK
 
@@ -83,7 +83,7 @@ def test_esd_report_shows_a_real_side_effect(run_suite):
 @pytest.mark.parametrize(
     "aspect_filter, deserving, undeserving",
     [
-        ("faithfulness and test_target_proportion and not relative", "base", "esd-pointelli"),
+        ("faithfulness and test_target_proportion and not vs_base", "base", "esd-pointelli"),
         ("multilingual and Spanish", "base", "esd-pointelli"),
         ("robustness and static", "base", "esd-pointelli"),
         ("pinpoint and overall", "esd-pointelli-overdone", "base"),
@@ -126,7 +126,7 @@ def test_blind_judge_errors_instead_of_reporting_an_erasure(run_suite, pytester)
         """
     )
     result, records = run_suite(paths.unlearned("esd-pointelli"), "--prompts", str(prompts),
-                                "-k", "test_target_proportion and not relative")
+                                "-k", "faithfulness and test_target_proportion and not vs_base")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([f"*judge cannot see {CONCEPT} on the base model*"])
     assert records == []
