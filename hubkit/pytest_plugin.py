@@ -79,7 +79,7 @@ def run_options(config: pytest.Config) -> dict:
         "concepts": [c.strip() for c in concepts if c.strip()],
         "prompts": _value(config, "hubkit_prompts"),
         "budget": budget,
-        "profile": _value(config, "hubkit_profile") or "default",
+        "profile": _value(config, "hubkit_profile"),
         "device": device,
         "image_cache": _value(config, "hubkit_image_cache"),
         "seed": seed,

@@ -22,7 +22,7 @@ class RunConfig:
     concepts: tuple[str, ...] = ()
     prompts: str | None = None
     budget: str = "ci"
-    profile: str = "default"
+    profile: str | None = None  # None: the prompt folder's `profile` (manifest), else "default"
     device: str | None = None
     image_cache: str | None = None
     seed: int = 0
@@ -61,7 +61,11 @@ class Session:
     def profile(self):
         import hub_asserts
 
-        return hub_asserts.load_profile(self.config.profile)
+        return hub_asserts.load_profile(self.profile_name)
+
+    @cached_property
+    def profile_name(self) -> str:
+        return self.config.profile or self.prompts.manifest.get("profile") or "default"
 
     @cached_property
     def prompts(self):
@@ -199,7 +203,7 @@ class Session:
     def reference_info(self) -> dict:
         """Everything a reader needs to reproduce this run's numbers (goes into the report header)."""
         return {"model": self.config.model, "base_model": self.config.base_model, "prompts": self.config.prompts,
-                "budget": self.config.budget, "profile": self.config.profile, "seed": self.config.seed,
+                "budget": self.config.budget, "profile": self.profile_name, "seed": self.config.seed,
                 "settings": self.settings.as_dict()}
 
 

@@ -1,6 +1,6 @@
 """Meta-tests: the suites give the verdicts the shipped micro-world checkpoints deserve.
 
-Each runs ``pytest suites`` (budget ``smoke``) in-process with pytester against a shipped checkpoint and
+Each runs ``pytest suites`` (budget ``ci``, the micro world's own profile) in a pytester subprocess against a shipped checkpoint and
 reads the verdicts back from ``reports/results.json``. One image store is shared by all of them, so the
 base model's images are generated once.
 """
@@ -40,10 +40,12 @@ def shared_cache(tmp_path_factory) -> Path:
 def run_suite(pytester, shared_cache):
     shutil.copytree(REPO / "suites", pytester.path / "suites")
 
-    def run(model: Path, *args: str, concept: str = CONCEPT):
-        result = pytester.runpytest(
-            "suites", "--rootdir", str(pytester.path), "--model", str(model), "--concept", concept, "--budget", "smoke",
-            "--image-cache", str(shared_cache), "-p", "no:randomly", "-q", *args,
+    def run(model: Path, *args: str, concept: str = CONCEPT, budget: str = "ci"):
+        # A subprocess: re-importing torch/diffusers extension modules in-process (pytester restores
+        # sys.modules after each run) crashes the interpreter.
+        result = pytester.runpytest_subprocess(
+            "suites", "--rootdir", str(pytester.path), "--model", str(model), "--concept", concept, "--budget", budget,
+            "--image-cache", str(shared_cache), "-p", "no:randomly", "-q", "-p", "no:cacheprovider", *args,
         )
         out = pytester.path / "reports" / "results.json"
         records = json.loads(out.read_text()) if out.is_file() else []

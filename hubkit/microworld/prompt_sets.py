@@ -274,6 +274,8 @@ def manifest_text(seed: int, sizes: dict[str, int]) -> str:
         f"noun_judge = {_toml_str(JUDGE)}",
         'feature_judge = "micro-clip"',
         'quality_judge = "micro-quality"',
+        '# thresholds the ci budget can resolve (hub_asserts/profiles/micro.toml)',
+        'profile = "micro"',
         f"pinpoint_template = {_toml_str(PINPOINT_TEMPLATE)}",
         f"general = {_toml_str(GENERAL_FILE)}",
         f"languages = [{', '.join(_toml_str(l) for l in LANGUAGES)}]",

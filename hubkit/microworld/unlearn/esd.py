@@ -12,6 +12,14 @@ and classifier-free guidance ``sample_guidance`` to ``t = timesteps[k]`` (``xt="
 timestep.  Several keywords (``weapon`` -> weapon, knife, sword, axe, spear) are trained together: each
 step picks one training prompt at random.
 
+Training prompts may put a keyword in context (``templates`` such as ``"a photo of {}"``).  The target then
+keeps the prompt's other content and removes only the keyword's direction, as the official code's
+``erase_from`` option does::
+
+    ε_θ(x_t, p, t)  ->  ε*(x_t, p, t) − (η + 1) · (ε*(x_t, k, t) − ε*(x_t, ∅, t))
+
+with ``k`` the keyword inside ``p``; for ``p = k`` this is exactly the formula above.
+
 Optional preservation (not in ESD; off by default): with ``preserve`` texts (e.g. the concept's neighbours),
 each step also pulls ε_θ toward ε* on a preserved prompt, ``preserve_weight · ‖ε_θ(x'_t, p) − ε*(x'_t, p)‖²``,
 where ``x'_t`` is a base-model sample of ``p`` (a pool of ``pool_size`` per prompt) noised to a random timestep.
@@ -21,6 +29,8 @@ Variants choose the parameters that move (names as diffusers' ``UNet2DConditionM
 * ``x`` (ESD-x): the cross-attention blocks, every parameter under ``.attn2.``;
 * ``u`` (ESD-u): everything except cross-attention, the time embedding and the output layer
   (``time_embedding.``, ``conv_norm_out.``, ``conv_out.``), as ESD's "noxattn";
+* ``kv`` (the official code's "ESD-x-strict"): only the cross-attention key/value projections
+  (``.attn2.to_k.``, ``.attn2.to_v.``), which see nothing but the text;
 * ``all``: every parameter.
 
 The checkpoint is a folder with ``unet.safetensors`` (by default only the variant's parameters; ``keys="all"``
@@ -42,7 +52,7 @@ from hubkit.microworld.unlearn.common import (
     resolve_concept, set_threads, write_unet_checkpoint,
 )
 
-VARIANTS = ("x", "u", "all")
+VARIANTS = ("x", "u", "kv", "all")
 _U_EXCLUDED_PREFIXES = ("time_embedding.", "conv_norm_out.", "conv_out.")
 
 
@@ -57,11 +67,20 @@ def trainable_names(unet: torch.nn.Module, variant: str) -> list[str]:
             names.append(name)
         elif variant == "u" and not cross and not name.startswith(_U_EXCLUDED_PREFIXES):
             names.append(name)
+        elif variant == "kv" and cross and (".attn2.to_k." in name or ".attn2.to_v." in name):
+            names.append(name)
         elif variant == "all":
             names.append(name)
     if not names:
         raise ValueError(f"ESD-{variant}: the UNet has no parameters in this group")
     return names
+
+
+def _keyword_in(prompt: str, keywords: Sequence[str]) -> str:
+    """The (longest) keyword that ``prompt`` contains, case-insensitively; the prompt itself if none."""
+    low = prompt.lower()
+    found = [k for k in keywords if k.lower() in low]
+    return max(found, key=len) if found else prompt
 
 
 def _ddim_scheduler(pipe):
@@ -131,7 +150,15 @@ def esd(
     spec = resolve_concept(concept, name=name)
     b = load_base(base, device=device)
     pipe = b.pipe
-    prompts = list(prompts) if prompts else expand_templates(spec.keywords, templates)
+    if prompts:
+        prompts = list(dict.fromkeys(prompts))
+        prompt_kws = [_keyword_in(p, spec.keywords) for p in prompts]
+    else:
+        pairs = list(dict.fromkeys((tpl.format(kw) if "{}" in tpl else tpl, kw)
+                                   for kw in spec.keywords for tpl in templates))
+        prompts, prompt_kws = [p for p, _ in pairs], [k for _, k in pairs]
+    keywords = list(dict.fromkeys(prompt_kws))
+    kw_index = [keywords.index(k) for k in prompt_kws]
     if preserve is None:
         preserve = list(spec.neighbours)
     keep_prompts = [p for p in expand_templates([k for k in preserve if k not in spec.keywords], preserve_templates)
@@ -159,6 +186,7 @@ def esd(
         optimizer = torch.optim.Adam(params, lr=lr)
 
         emb_c = encode_texts(pipe, prompts)
+        emb_kw = encode_texts(pipe, keywords)
         emb_0 = encode_texts(pipe, [""])
         sched = _ddim_scheduler(pipe)
         sched.set_timesteps(sample_steps, device=device)
@@ -188,6 +216,7 @@ def esd(
         for _ in bar:
             i = rng.randrange(len(prompts))
             cond = emb_c[i:i + 1].expand(batch_size, -1, -1)
+            in_context = prompts[i] != keywords[kw_index[i]]
             uncond = emb_0.expand(batch_size, -1, -1)
             with torch.no_grad():
                 if pool is None:
@@ -201,7 +230,12 @@ def esd(
                     x, t = noised(pool[i])
                 e_0 = original(x, t, encoder_hidden_states=uncond).sample
                 e_c = original(x, t, encoder_hidden_states=cond).sample
-                target = e_0 - eta * (e_c - e_0)
+                if in_context:  # the keyword inside a longer prompt: remove only the keyword's direction
+                    kw_cond = emb_kw[kw_index[i]:kw_index[i] + 1].expand(batch_size, -1, -1)
+                    e_k = original(x, t, encoder_hidden_states=kw_cond).sample
+                    target = e_c - (eta + 1.0) * (e_k - e_0)
+                else:
+                    target = e_0 - eta * (e_c - e_0)
                 if keep_pool is not None:
                     j = rng.randrange(len(keep_prompts))
                     keep_cond = emb_keep[j:j + 1].expand(batch_size, -1, -1)
@@ -244,7 +278,7 @@ def esd(
 def add_arguments(parser) -> None:
     add_common_arguments(parser, out_help="checkpoint folder to write (unet.safetensors + hubkit.json)")
     parser.add_argument("--variant", choices=VARIANTS, default=None,
-                        help="x: cross-attention (ESD-x, default), u: the rest (ESD-u), all")
+                        help="x: cross-attention (ESD-x, default), u: the rest (ESD-u), kv: attn2 to_k/to_v only (ESD-x-strict), all")
     parser.add_argument("--steps", type=int, default=None, help="training steps (paper: 200)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (paper: 5e-5)")
     parser.add_argument("--eta", type=float, default=None, help="negative guidance η (paper: 1.0)")
