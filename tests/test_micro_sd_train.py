@@ -49,8 +49,8 @@ def stub_images(rng: np.random.Generator, n: int) -> np.ndarray:
     return stub_batch(rng, n)[0]
 
 
-KW = dict(seed=3, vae_steps=4, dec_steps=3, unet_steps=6, n_train=40, config=MicroSDConfig.tiny(), vae_batch=4, unet_batch=4,
-          data_fn=stub_batch, image_fn=stub_images, steps=3, guidance=4.0, quiet=True, threads=1)
+KW = dict(seed=3, vae_steps=4, dec_steps=3, unet_steps=6, n_train=40, config=MicroSDConfig.tiny(), vae_batch=4,
+          unet_batch=4, data_fn=stub_batch, image_fn=stub_images, steps=3, guidance=4.0, quiet=True, threads=1)
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -146,7 +146,7 @@ def test_shipped_base_folder_if_present():
     from hubkit.microworld.paths import BASE
 
     if not (BASE / "model_index.json").exists():
-        pytest.skip("micro SD not trained yet (python -m hubkit.microworld.train_sd --out hubkit/microworld/weights/base)")
+        pytest.skip("micro SD not trained: python -m hubkit.microworld.train_sd --out hubkit/microworld/weights/base")
     from diffusers import StableDiffusionPipeline
 
     meta = json.loads((BASE / "hubkit.json").read_text())

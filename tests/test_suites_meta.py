@@ -69,8 +69,10 @@ def test_base_model_fails_faithfulness_and_esd_passes(run_suite):
 
 
 def test_esd_report_shows_a_real_side_effect(run_suite):
-    """The whole suite on ESD: the erasure passes, and some collateral damage is measured (not hidden)."""
-    result, records = run_suite(checkpoint("esd-pointelli"), "-m", "not efficiency")
+    """ESD's erasure passes, and some collateral damage is measured, not hidden (neighbours, languages, quality)."""
+    result, records = run_suite(checkpoint("esd-pointelli"), "-k",
+                                "(faithfulness and test_target_proportion and not vs_base) or target_image_quality "
+                                "or (pinpoint and overall) or (multilingual and mean)")
     by = {r["aspect"]: r for r in records}
     assert by["faithfulness.target_proportion"]["verdict"] == "pass"
     side_effects = [

@@ -279,7 +279,7 @@ def test_cli_presets(base_dir):
     from hubkit.microworld.unlearn.common import cli_kwargs
 
     def ns(**kw):
-        return argparse.Namespace(**{"base": base_dir, "preset": "auto", "steps": None, "lr": None, **kw})
+        return argparse.Namespace(**{"base": base_dir, "preset": "auto", "steps": None, "lr": None, "concept": None, **kw})
 
     opts = {"steps": "steps", "lr": "lr"}
     assert cli_kwargs(ns(), "esd", opts) == {}                                        # not the micro base: paper

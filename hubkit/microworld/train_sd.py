@@ -18,10 +18,10 @@ resumes where it stopped and a changed setting redoes only the stages it affects
 
 Training is deterministic from ``seed`` on a given machine and thread count: every random draw comes from a
 ``torch.Generator``/numpy ``Generator`` whose state is checkpointed, and a resumed run continues bit-identically.
-Use ``--threads 1`` on a busy machine: with other jobs on the 2 cores, 2 torch threads ran 3-20x slower than 1
-(OpenMP threads wait on each other); 2 threads only pay off on an otherwise idle machine.
+The default is 1 torch thread (the shipped weights were trained so): with other jobs on the 2 cores, 2 threads
+ran 3-20x slower than 1 (OpenMP threads wait on each other); 2 threads only pay off on an otherwise idle machine.
 
-    python -m hubkit.microworld.train_sd --out hubkit/microworld/weights/base [--threads 1]
+    python -m hubkit.microworld.train_sd --out hubkit/microworld/weights/base
 """
 
 from __future__ import annotations
@@ -334,7 +334,8 @@ def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: i
             base_rec = torch.cat([ref.decode(ref.encode(xb).latent_dist.mode()).sample for xb in xh.split(128)])
             base_psnr = float(psnr(base_rec, xh).mean())
         p = psnr(rec, xh)
-    result = {"model": vae.state_dict(), "steps": steps, "threads": torch.get_num_threads(), "heldout_images": xh, "heldout_recon": rec, "seconds": elapsed, "hist": hist,
+    result = {"model": vae.state_dict(), "steps": steps, "threads": torch.get_num_threads(), "heldout_images": xh,
+              "heldout_recon": rec, "seconds": elapsed, "hist": hist,
               "heldout_psnr": float(p.mean()), "heldout_psnr_min": float(p.min()), "base_heldout_psnr": base_psnr,
               "final_l1": run_l1}
     log(f"{name} done: {steps} steps in {elapsed:.0f} s, held-out PSNR {result['heldout_psnr']:.2f} dB "
@@ -349,7 +350,8 @@ class _Stopped(Exception):
 
 
 # ---------------------------------------------------------------------------------------- stage 3: latents
-def _encode_latents(work_dir: Path, data: dict, data_key: str, vae_result: dict, vae_key: str, cfg: MicroSDConfig, tokenizer, log):
+def _encode_latents(work_dir: Path, data: dict, data_key: str, vae_result: dict, vae_key: str, cfg: MicroSDConfig,
+                    tokenizer, log):
     path = work_dir / f"lat-{_key(vae_key, data_key)}.pt"
     if path.exists():
         return _load(path)
@@ -495,7 +497,8 @@ def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: 
             t_last_ck = now
     if bar is not None:
         bar.close()
-    result = {"unet": ema_u, "text": ema_t, "steps": steps, "threads": torch.get_num_threads(), "seconds": elapsed, "hist": hist, "final_loss": run_loss}
+    result = {"unet": ema_u, "text": ema_t, "steps": steps, "threads": torch.get_num_threads(), "seconds": elapsed,
+              "hist": hist, "final_loss": run_loss}
     log(f"unet done: {steps} steps in {elapsed:.0f} s ({elapsed / max(1, steps) * 1000:.0f} ms/step), "
         f"loss {run_loss:.4f}")
     _atomic_save(result, final)
@@ -569,7 +572,7 @@ def train_sd(
     seed: int = 0,
     work_dir: Path = DEFAULT_WORK_DIR,
     vae_steps: int = 2000,
-    unet_steps: int = 4000,
+    unet_steps: int = 8000,
     n_train: int = 30000,
     config: MicroSDConfig | None = None,
     vae_batch: int = 16,
@@ -584,7 +587,7 @@ def train_sd(
     image_fn: Callable[[np.random.Generator, int], np.ndarray] | None = None,
     checkpoint_every_s: float = 180.0,
     checkpoint_every_steps: int | None = None,
-    threads: int | None = 2,
+    threads: int | None = 1,
     quiet: bool = False,
     _stop_after_vae: int | None = None,
     _stop_after_unet: int | None = None,
@@ -628,7 +631,8 @@ def train_sd(
     pipe = assemble_pipeline(cfg, tokenizer, vae_state, lat, unet_result["unet"], unet_result["text"])
     save_pipeline(pipe, out_dir)
     dec_seconds = dec_result["seconds"] if dec_result else 0.0
-    train_seconds = data["render_seconds"] + vae_result["seconds"] + lat["seconds"] + dec_seconds + unet_result["seconds"]
+    train_seconds = (data["render_seconds"] + vae_result["seconds"] + lat["seconds"] + dec_seconds
+                     + unet_result["seconds"])
     meta = {
         "height": cfg.image_size,
         "width": cfg.image_size,
@@ -671,14 +675,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="checkpoints and caches (resumable)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vae-steps", type=int, default=2000)
-    ap.add_argument("--unet-steps", type=int, default=4000)
+    ap.add_argument("--unet-steps", type=int, default=8000)
     ap.add_argument("--dec-steps", type=int, default=1500, help="decoder-only VAE fine-tune steps (0: none)")
     ap.add_argument("--n-train", type=int, default=30000)
     ap.add_argument("--unet-batch", type=int, default=64)
     ap.add_argument("--unet-lr", type=float, default=1e-3)
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="default DDIM steps recorded in hubkit.json")
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="default guidance for hubkit.json")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the shipped weights used 1)")
     ap.add_argument("--checkpoint-every-s", type=float, default=180.0)
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
@@ -686,9 +690,9 @@ def main(argv: list[str] | None = None) -> int:
     from hubkit.microworld import train_sd as module   # not __main__: same defaults/cache keys however it is run
 
     module.train_sd(a.out, seed=a.seed, work_dir=a.work_dir, vae_steps=a.vae_steps, dec_steps=a.dec_steps,
-             unet_steps=a.unet_steps,
-             n_train=a.n_train, unet_batch=a.unet_batch, unet_lr=a.unet_lr, steps=a.steps, guidance=a.guidance,
-             threads=a.threads, checkpoint_every_s=a.checkpoint_every_s, quiet=a.quiet)
+                    unet_steps=a.unet_steps, n_train=a.n_train, unet_batch=a.unet_batch, unet_lr=a.unet_lr,
+                    steps=a.steps, guidance=a.guidance, threads=a.threads,
+                    checkpoint_every_s=a.checkpoint_every_s, quiet=a.quiet)
     return 0
 
 

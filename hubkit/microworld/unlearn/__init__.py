@@ -28,18 +28,36 @@ from hubkit.microworld.unlearn.sld import sld
 from hubkit.microworld.unlearn.uce import uce
 
 
-#: hyper-parameters tuned on the micro world (see docs in each method module for what they mean)
+#: hyper-parameters tuned on the micro world (see each method module for what they mean); ``micro_options``
+#: adds the concept-dependent ones (prompt templates, preserved concepts)
 MICRO_PRESETS: dict[str, dict] = {
-    "esd": {"variant": "x", "steps": 200, "lr": 5e-5, "eta": 1.0},
+    "esd": {"variant": "x", "xt": "noise", "steps": 800, "lr": 2e-3, "eta": 2.0, "pool_size": 4,
+            "preserve_weight": 10.0},
     "uce": {},
     "sld": {},
 }
 #: overrides for ``fast=True`` (pipeline smoke builds: seconds, not minutes; the result is not tuned)
 FAST_OVERRIDES: dict[str, dict] = {
-    "esd": {"steps": 5, "sample_steps": 4},
+    "esd": {"steps": 5, "sample_steps": 4, "pool_size": 1},
     "uce": {},
     "sld": {},
 }
+
+
+def micro_options(method: str, concept) -> dict:
+    """Concept-dependent micro-world options: templates in the captions' grammar, concepts to preserve."""
+    from hubkit.microworld import world
+    from hubkit.microworld.unlearn.common import resolve_concept
+
+    spec = resolve_concept(concept)
+    if spec.category is None:        # not a micro-world concept: nothing to add
+        return {}
+    style = spec.category == "style"
+    templates = ("{}", "a painting in the style of {}") if style else ("{}", "a photo of {}")
+    if method == "esd":
+        keep = list(spec.neighbours) + [t for t in world.THINGS if t not in spec.keywords] + [""]
+        return {"templates": templates, "preserve": keep, "preserve_templates": templates}
+    return {}
 
 
 def unlearn(method: str, *, base, concept, out, seed: int = 0, fast: bool = False, **options):
@@ -49,7 +67,7 @@ def unlearn(method: str, *, base, concept, out, seed: int = 0, fast: bool = Fals
     """
     if method not in MICRO_PRESETS:
         raise ValueError(f"unknown unlearning method {method!r}; expected one of {sorted(MICRO_PRESETS)}")
-    kwargs = dict(MICRO_PRESETS[method])
+    kwargs = {**MICRO_PRESETS[method], **micro_options(method, concept)}
     if fast:
         kwargs.update(FAST_OVERRIDES[method])
     kwargs.update(options)

@@ -337,11 +337,15 @@ def cli_kwargs(args, method: str, options: Mapping[str, str]) -> dict[str, Any]:
     (or the function's default).
     """
     from hubkit.microworld import paths
-    from hubkit.microworld.unlearn import MICRO_PRESETS
+    from hubkit.microworld.unlearn import MICRO_PRESETS, micro_options
 
     preset = getattr(args, "preset", "auto")
     micro = preset == "micro" or (preset == "auto" and Path(args.base).resolve() == paths.BASE.resolve())
-    kwargs: dict[str, Any] = dict(MICRO_PRESETS.get(method, {})) if micro else {}
+    kwargs: dict[str, Any] = {}
+    if micro:
+        kwargs.update(MICRO_PRESETS.get(method, {}))
+        if getattr(args, "concept", None):
+            kwargs.update(micro_options(method, concept_arg(args)))
     for attr, key in options.items():
         value = getattr(args, attr, None)
         if value is not None:

@@ -161,8 +161,10 @@ def esd(
     kw_index = [keywords.index(k) for k in prompt_kws]
     if preserve is None:
         preserve = list(spec.neighbours)
-    keep_prompts = [p for p in expand_templates([k for k in preserve if k not in spec.keywords], preserve_templates)
-                    if p not in prompts]
+    keep_prompts = [p for p in expand_templates([k for k in preserve if k and k not in spec.keywords],
+                                                preserve_templates) if p not in prompts]
+    if "" in preserve:  # the empty prompt (unconditional prediction) is preserved as itself
+        keep_prompts.append("")
     sample_steps = int(sample_steps or b.steps)
     height = width = int(resolution) if resolution else None
     lat_h = (height or b.height) // pipe.vae_scale_factor
