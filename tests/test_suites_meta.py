@@ -8,6 +8,7 @@ base model's images are generated once.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -55,6 +56,11 @@ def run_suite(pytester, shared_cache):
     return run
 
 
+# The whole-aspect sweeps generate a few thousand images (minutes each on 2 cores); CI runs the two
+# decisive checks below, `HUBKIT_SLOW_META=1 pytest tests/test_suites_meta.py` runs all of them.
+slow = pytest.mark.skipif(not os.environ.get("HUBKIT_SLOW_META"), reason="slow meta-test: set HUBKIT_SLOW_META=1")
+
+
 def verdicts(records, aspect: str) -> list[str]:
     return [r["verdict"] for r in records if r["aspect"] == aspect]
 
@@ -68,6 +74,7 @@ def test_base_model_fails_faithfulness_and_esd_passes(run_suite):
     assert result.ret == pytest.ExitCode.OK
 
 
+@slow
 def test_esd_report_shows_a_real_side_effect(run_suite):
     """ESD's erasure passes, and some collateral damage is measured, not hidden (neighbours, languages, quality)."""
     result, records = run_suite(checkpoint("esd-pointelli"), "-k",
@@ -84,6 +91,7 @@ def test_esd_report_shows_a_real_side_effect(run_suite):
     assert side_effects, f"no side effect measured in {[(r['aspect'], r['value']) for r in records]}"
 
 
+@slow
 @pytest.mark.parametrize(
     "aspect_filter, deserving, undeserving",
     [
