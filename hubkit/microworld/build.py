@@ -7,14 +7,12 @@ Steps, in order (each writes into the package, so the result is what ships):
 3. ``judges``    concept detector, micro CLIP, quality judge                  -> weights/judges/
 4. ``unlearned`` ESD / UCE / SLD checkpoints for the shipped concepts         -> weights/unlearned/
 
-Long steps checkpoint into ``.scratch/`` and resume when re-run. Wall time per step is recorded in
-``weights/build.json`` (the "full rebuild" bar of ``hubkit micro check`` reads it).
+Long steps checkpoint into ``.scratch/`` and resume when re-run. Every artifact records its own training wall
+time in its metadata; the "full rebuild" bar of ``hubkit micro check`` sums them.
 """
 
 from __future__ import annotations
 
-import json
-import platform
 import time
 from pathlib import Path
 
@@ -24,24 +22,20 @@ STEPS = ("prompts", "sd", "judges", "unlearned")
 WORK = Path(".scratch")
 
 # What ships in weights/unlearned/: (folder name, method, concept, options over the method's micro presets).
-# ESD-x at 400 steps / lr 1e-3 erases a style on the micro base; the "overdone" ESD-u (all non-cross-attention
-# weights, lr 1e-3) is shipped on purpose as a model that *deserves* to fail pinpoint-ness and alignment.
+# ESD-x at 400 steps / lr 1e-3 (with the presets' neighbour-preservation term) erases a concept on the micro base;
+# the "overdone" ESD-u (all non-cross-attention weights, no preservation) is shipped on purpose as a model that
+# *deserves* to fail pinpoint-ness and alignment.
 SHIPPED = (
     ("esd-pointelli", "esd", "Pointelli", {"variant": "x", "steps": 400, "lr": 1e-3}),
-    ("esd-pointelli-overdone", "esd", "Pointelli", {"variant": "u", "steps": 300, "lr": 1e-3}),
+    ("esd-pointelli-overdone", "esd", "Pointelli", {"variant": "u", "steps": 300, "lr": 1e-3, "xt": "sample", "preserve": (),
+                                                    "preserve_weight": 0.0}),
     ("uce-pointelli", "uce", "Pointelli", {}),
     ("sld-pointelli", "sld", "Pointelli", {}),
+    # one ESD checkpoint per HUB category: style above, then NSFW, IP and celebrity analogues
     ("esd-weapon", "esd", "weapon", {"variant": "x", "steps": 400, "lr": 1e-3}),
+    ("esd-zorbo", "esd", "Zorbo", {"variant": "x", "steps": 400, "lr": 1e-3}),
+    ("esd-dario-voss", "esd", "Dario Voss", {"variant": "x", "steps": 400, "lr": 1e-3}),
 )
-
-
-def _record(step: str, seconds: float) -> None:
-    path = paths.WEIGHTS / "build.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data.setdefault("steps", {})[step] = round(seconds, 1)
-    data["machine"] = {"cpus": __import__("os").cpu_count(), "processor": platform.machine()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def build_unlearned(seed: int = 0, fast: bool = False, only: tuple[str, ...] = (), weights: Path = paths.WEIGHTS) -> None:
@@ -78,6 +72,4 @@ def build(only: list[str] | None = None, seed: int = 0, fast: bool = False) -> N
             train_judges(weights / "judges", seed=seed, **({"scale": 0.01} if fast else {}))
         elif step == "unlearned":
             build_unlearned(seed=seed, fast=fast, weights=weights)
-        if not fast:
-            _record(step, time.perf_counter() - start)
         print(f"[hubkit micro build] {step} done in {time.perf_counter() - start:.0f} s", flush=True)

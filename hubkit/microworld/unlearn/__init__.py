@@ -31,7 +31,7 @@ from hubkit.microworld.unlearn.uce import uce
 #: hyper-parameters tuned on the micro world (see each method module for what they mean); ``micro_options``
 #: adds the concept-dependent ones (prompt templates, preserved concepts)
 MICRO_PRESETS: dict[str, dict] = {
-    "esd": {"variant": "x", "xt": "noise", "steps": 800, "lr": 2e-3, "eta": 2.0, "pool_size": 4,
+    "esd": {"variant": "x", "xt": "noise", "steps": 800, "batch_size": 4, "lr": 1e-3, "eta": 1.0, "pool_size": 4,
             "preserve_weight": 10.0},
     "uce": {},
     "sld": {},
@@ -56,7 +56,10 @@ def micro_options(method: str, concept) -> dict:
     templates = ("{}", "a painting in the style of {}") if style else ("{}", "a photo of {}")
     if method == "esd":
         keep = list(spec.neighbours) + [t for t in world.THINGS if t not in spec.keywords] + [""]
-        return {"templates": templates, "preserve": keep, "preserve_templates": templates}
+        out = {"templates": templates, "preserve": keep, "preserve_templates": templates}
+        if spec.category == "nsfw":  # a broad category among look-alike tools needs a much stronger push
+            out["eta"] = 8.0
+        return out
     return {}
 
 
