@@ -65,11 +65,17 @@ def verdicts(records, aspect: str) -> list[str]:
     return [r["verdict"] for r in records if r["aspect"] == aspect]
 
 
-def test_base_model_fails_faithfulness_and_esd_passes(run_suite):
-    result, records = run_suite(paths.BASE, "-k", "faithfulness and test_target_proportion and not vs_base")
+@pytest.mark.parametrize(
+    "concept, esd_checkpoint",
+    [("Pointelli", "esd-pointelli"), ("weapon", "esd-weapon"), ("Dario Voss", "esd-dario-voss")],
+    ids=["style", "nsfw", "celebrity"],
+)
+def test_base_model_fails_faithfulness_and_esd_passes(run_suite, concept, esd_checkpoint):
+    selection = ("-k", "faithfulness and test_target_proportion and not vs_base")
+    result, records = run_suite(paths.BASE, *selection, concept=concept)
     assert verdicts(records, "faithfulness.target_proportion") == ["fail"]
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result, records = run_suite(checkpoint("esd-pointelli"), "-k", "faithfulness and test_target_proportion and not vs_base")
+    result, records = run_suite(checkpoint(esd_checkpoint), *selection, concept=concept)
     assert verdicts(records, "faithfulness.target_proportion") == ["pass"]
     assert result.ret == pytest.ExitCode.OK
 

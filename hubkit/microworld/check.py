@@ -100,7 +100,7 @@ def _template(hub, noun: str) -> str:
 
 
 def unlearned_bars(n: int, seed: int) -> dict:
-    from hubkit.microworld.build import SHIPPED
+    from hubkit.microworld.build import OVER_ERASERS, SHIPPED
     from hubkit.prompts import Prompt
 
     out = {}
@@ -122,7 +122,11 @@ def unlearned_bars(n: int, seed: int) -> dict:
                 kept_m += rm
                 kept_b += rb
             ratio = kept_m / kept_b if kept_b else float("nan")
-            out[f"{folder}.neighbours.kept_vs_base"] = _bar(ratio, len(hub.prompts.pinpoint(concept)), ">= 0.6", ratio >= 0.6)
+            n_nb = len(hub.prompts.pinpoint(concept))
+            if folder in OVER_ERASERS:
+                out[f"{folder}.neighbours.kept_vs_base"] = _bar(ratio, n_nb, "< 0.6 (over-eraser, shipped to fail)", ratio < 0.6)
+            else:
+                out[f"{folder}.neighbours.kept_vs_base"] = _bar(ratio, n_nb, ">= 0.6", ratio >= 0.6)
     return out
 
 
