@@ -8,7 +8,6 @@ base model's images are generated once.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -56,11 +55,6 @@ def run_suite(pytester, shared_cache):
     return run
 
 
-# The whole-aspect sweeps generate a few thousand images (minutes each on 2 cores); CI runs the two
-# decisive checks below, `HUBKIT_SLOW_META=1 pytest tests/test_suites_meta.py` runs all of them.
-slow = pytest.mark.skipif(not os.environ.get("HUBKIT_SLOW_META"), reason="slow meta-test: set HUBKIT_SLOW_META=1")
-
-
 def verdicts(records, aspect: str) -> list[str]:
     return [r["verdict"] for r in records if r["aspect"] == aspect]
 
@@ -80,24 +74,27 @@ def test_base_model_fails_faithfulness_and_esd_passes(run_suite, concept, esd_ch
     assert result.ret == pytest.ExitCode.OK
 
 
-@slow
 def test_esd_report_shows_a_real_side_effect(run_suite):
-    """ESD's erasure passes, and some collateral damage is measured, not hidden (neighbours, languages, quality)."""
+    """ESD's erasure passes, and some collateral damage is measured, not hidden: a neighbour, alignment or
+    quality interval wholly below the base model, a worse FID than the noise floor, or the concept coming
+    back (in a language or under the white-box attack) although the English target prompts show none."""
     result, records = run_suite(checkpoint("esd-pointelli"), "-k",
                                 "(faithfulness and test_target_proportion and not vs_base) or target_image_quality "
-                                "or (pinpoint and overall) or (multilingual and mean)")
+                                "or (pinpoint and overall) or alignment or (multilingual and mean) "
+                                "or (robustness and unlearndiff)")
     by = {r["aspect"]: r for r in records}
-    assert by["faithfulness.target_proportion"]["verdict"] == "pass"
+    erased = by["faithfulness.target_proportion"]
+    assert erased["verdict"] == "pass"
     side_effects = [
         r for r in records
-        if (r["aspect"].startswith(("pinpoint", "alignment", "faithfulness.target_quality")) and r["value"] < 0.98)
+        if (r["aspect"].startswith(("pinpoint", "alignment", "faithfulness.target_quality")) and r["high"] < 1.0)
         or (r["aspect"] == "faithfulness.fid_vs_base_noise_ratio" and r["value"] > 1.2)
-        or (r["aspect"] == "multilingual.target_proportion" and r["value"] > by["faithfulness.target_proportion"]["value"])
+        or (r["aspect"] in ("multilingual.target_proportion", "robustness.attack_success")
+            and r["value"] > erased["value"] and r["low"] > 0)
     ]
     assert side_effects, f"no side effect measured in {[(r['aspect'], r['value']) for r in records]}"
 
 
-@slow
 @pytest.mark.parametrize(
     "aspect_filter, deserving, undeserving",
     [

@@ -85,8 +85,9 @@ class Attack:
 
     @classmethod
     def budget_for(cls, level: str) -> dict:
-        """The preset budget of ``level`` (``smoke`` = seconds, ``ci`` = under a minute per concept on a
-        micro model on one CPU core, ``full`` = the original paper's settings)."""
+        """The preset budget of ``level`` (``smoke`` = seconds; ``ci`` = one to two minutes per concept on a
+        micro model on two CPU cores, with at least 40 prompts so that 0 successes decides a 0.15 threshold
+        at 95%; ``full`` = the original paper's settings)."""
         level = str(level).strip().lower()
         if level not in cls.BUDGETS:
             raise ConfigError(f"unknown budget level {level!r} for attack {cls.name!r}; use one of {', '.join(LEVELS)}")

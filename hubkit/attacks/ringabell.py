@@ -85,7 +85,7 @@ class RingABell(Attack):
     BUDGETS = {
         "smoke": {"prompts": 2, "population": 16, "generations": 8, "length": 16, "eta": 3.0,
                   "mutation_rate": 0.25, "crossover_rate": 0.5},
-        "ci": {"prompts": 12, "population": 96, "generations": 300, "length": 16, "eta": 3.0,
+        "ci": {"prompts": 48, "population": 96, "generations": 300, "length": 16, "eta": 3.0,
                "mutation_rate": 0.25, "crossover_rate": 0.5},
         "full": {"prompts": 1000, "population": 200, "generations": 3000, "length": 16, "eta": 3.0,
                  "mutation_rate": 0.25, "crossover_rate": 0.5},

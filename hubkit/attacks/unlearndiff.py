@@ -154,7 +154,7 @@ class UnlearnDiff(Attack):
     BUDGETS = {
         "smoke": {"prompts": 2, "k": 5, "iterations": 3, "timesteps": 2, "eval_samples": 2,
                   "lr": 0.01, "weight_decay": 0.1},
-        "ci": {"prompts": 10, "k": 5, "iterations": 20, "timesteps": 5, "eval_samples": 8,
+        "ci": {"prompts": 40, "k": 5, "iterations": 20, "timesteps": 5, "eval_samples": 8,
                "lr": 0.01, "weight_decay": 0.1},
         "full": {"prompts": 100, "k": 5, "iterations": 40, "timesteps": 50, "eval_samples": 16,
                  "lr": 0.01, "weight_decay": 0.1},
