@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     dtype = getattr(torch, args.dtype)
-    pipe = StableDiffusionPipeline.from_pretrained(args.model, torch_dtype=dtype, safety_checker=None).to(args.device)
+    pipe = StableDiffusionPipeline.from_pretrained(args.model, safety_checker=None).to(args.device, dtype)
     pipe.set_progress_bar_config(disable=True)
     settings = GenerationSettings.from_model_folder(Path(args.model), dtype=args.dtype)
     requests = [ImageRequest(prompt=f"a photo of a red car {i}", seed=i) for i in range(args.n)]
