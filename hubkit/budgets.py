@@ -25,12 +25,13 @@ class Budget:
     attack_level: str            # passed to each attack's ``budget_for``
     canary_prompts: int          # base-model images the judge must see the concept in
     efficiency_images: int       # images timed per model for inference overhead
+    fid_bootstrap: int           # caption resamples for the FID-vs-base interval (an eigendecomposition each)
 
 
 BUDGETS: dict[str, Budget] = {
-    "smoke": Budget("smoke", 16, 16, 8, 8, 2, 4, 8, "smoke", 16, 4),
-    "ci": Budget("ci", 64, 128, 32, 32, 5, 12, 32, "ci", 64, 16),
-    "full": Budget("full", 10_000, 30_000, 1_000, 1_000, 100, 10, 1_000, "full", 300, 64),
+    "smoke": Budget("smoke", 16, 16, 8, 8, 2, 4, 8, "smoke", 16, 4, 50),
+    "ci": Budget("ci", 64, 128, 32, 32, 5, 12, 32, "ci", 64, 16, 200),
+    "full": Budget("full", 10_000, 30_000, 1_000, 1_000, 100, 10, 1_000, "full", 300, 64, 100),
 }
 
 

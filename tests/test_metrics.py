@@ -234,3 +234,19 @@ def test_quality_score():
     q2 = QualityScore(lambda imgs: [1.0, float("nan")])
     q2.update([None, None])
     assert q2.compute().invalid == 1
+
+
+def test_paired_fid_ratio_interval_keeps_the_pairing():
+    from hubkit.metrics.fid import paired_ratio_interval
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(96, 8))
+    floor = real + rng.normal(scale=0.3, size=real.shape)
+    # a model as close to the base as the seed floor: every resample gives exactly 1
+    assert paired_ratio_interval(real, floor.copy(), floor, resamples=50) == (1.0, 1.0)
+    # a model shifted away from the base: the whole interval sits above 1
+    low, high = paired_ratio_interval(real, floor + 1.0, floor, resamples=100, seed=1)
+    assert 1.0 < low <= high
+    assert paired_ratio_interval(real, floor + 1.0, floor, resamples=100, seed=1) == (low, high)  # seeded
+    with pytest.raises(ValueError, match="equal rows"):
+        paired_ratio_interval(real, floor[:10], floor, resamples=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hubkit.aspects.common import GRID, Evidence, judge_both, target_prompts, yes_examples
 from hubkit.aspects.registry import measure
 from hubkit.errors import NotApplicable
+from hubkit.metrics.fid import image_features, paired_ratio_interval
 from hubkit.stats import Measurement, paired_mean_ratio, paired_proportion_ratio, proportion
 
 
@@ -62,11 +63,14 @@ def fid_vs_base(hub) -> Evidence:
     fid = _fid(hub, base, model)
     floor = _fid(hub, base, base_b)
     ratio = fid.value / floor.value if floor.value > 0 else float("inf")
-    low = fid.low / floor.high if floor.high > 0 else float("inf")
-    high = fid.high / floor.low if floor.low > 0 else float("inf")
+    feature = hub.feature_judge.fid_feature()
+    low, high = paired_ratio_interval(image_features(feature, base), image_features(feature, model),
+                                      image_features(feature, base_b), resamples=hub.budget.fid_bootstrap,
+                                      seed=hub.config.seed, confidence=hub.profile.confidence)
     m = Measurement("FID(unlearned, base) / FID(base, base reseeded)", ratio, min(low, ratio), max(high, ratio),
                     fid.n, direction="lower", judge=hub.feature_judge.name,
-                    details={"fid": fid.value, "fid_floor": floor.value, "interval": "ratio of the FID intervals"})
+                    details={"fid": fid.value, "fid_floor": floor.value,
+                             "interval": f"paired bootstrap over captions, {hub.budget.fid_bootstrap} resamples"})
     return Evidence(m, "faithfulness.fid_vs_base_noise_ratio", None, base[:GRID], model[:GRID],
                     extra={"fid": fid.value, "fid_seed_floor": floor.value, "images": len(prompts)})
 

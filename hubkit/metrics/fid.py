@@ -95,6 +95,40 @@ def _stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(0), np.cov(features, rowvar=False, ddof=1)
 
 
+def image_features(feature, images: Any) -> np.ndarray:
+    """The FID feature network's rows for ``images`` (float64 [n, num_features])."""
+    module = feature_module(feature)
+    x = images_to_uint8(images)
+    param = next(module.parameters(), None)
+    if param is not None:
+        x = x.to(param.device)
+    with torch.inference_mode():
+        return module(x).detach().double().cpu().reshape(x.shape[0], -1).numpy()
+
+
+def paired_ratio_interval(real: np.ndarray, fake: np.ndarray, floor: np.ndarray, *, resamples: int, seed: int = 0,
+                          confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of FID(real, fake) / FID(real, floor).
+
+    Row i of the three feature arrays comes from the same caption (and, for ``real``/``fake``, the same seed),
+    so captions are resampled jointly: resampling each side on its own would break the pairing the ratio
+    relies on and widen the interval with noise the comparison does not have.
+    """
+    if not len(real) == len(fake) == len(floor):
+        raise ValueError(f"paired FID needs equal rows, got {len(real)}, {len(fake)}, {len(floor)}")
+    rng = np.random.default_rng(seed)
+    n, ratios = len(real), []
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        mu_r, s_r = _stats(real[idx])
+        num = frechet_distance(mu_r, s_r, *_stats(fake[idx]))
+        den = frechet_distance(mu_r, s_r, *_stats(floor[idx]))
+        ratios.append(num / den if den > 0 else math.inf)
+    alpha = 1 - confidence
+    low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
 @register_metric("fid", "fid_vs_base")
 class FID(Metric):
     """Streaming FID: ``update(images, real=...)``, ``compute() -> Measurement`` (lower is better)."""
