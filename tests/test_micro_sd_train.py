@@ -99,6 +99,22 @@ def test_resume_from_checkpoint_continues_identically(trained, tmp_path):
     _assert_same(trained, resumed)
 
 
+def test_unet_finetune_stage_continues_from_the_first_stage(trained, tmp_path):
+    """The optional second UNet stage starts from stage 1's weights (reused from the work dir, not retrained),
+    changes them, and is itself deterministic."""
+    work = tmp_path / "work"
+    T.train_sd(tmp_path / "stage1", work_dir=work, **KW)
+    stage1_dirs = set(work.glob("unet-*"))
+    kw = {**KW, "unet_finetune_steps": 3, "unet_finetune_lr": 1e-3}
+    tuned = T.train_sd(tmp_path / "tuned", work_dir=work, **kw)
+    assert len(set(work.glob("unet-*")) - stage1_dirs) == 1, "stage 2 gets its own cache entry"
+    wt, w1 = _weights(tuned), _weights(trained)
+    assert any(not torch.equal(wt[k], w1[k]) for k in wt if k.startswith("unet/"))
+    _assert_same(tuned, T.train_sd(tmp_path / "again", work_dir=tmp_path / "work2", **kw))
+    meta = json.loads((tuned / "hubkit.json").read_text())
+    assert meta["unet_finetune_steps"] == 3 and meta["unet_steps"] == KW["unet_steps"]
+
+
 def test_saved_folder_loads_offline_and_generates(trained):
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 

@@ -397,23 +397,28 @@ def _ema_update(ema: dict, model: torch.nn.Module, decay: float) -> None:
 
 def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: int, steps: int,
                 batch: int, lr: float, ckpt_every_s: float, ckpt_every_steps: int | None,
-                stop_after: int | None, log):
+                stop_after: int | None, log, init: dict | None = None):
+    """Train UNet + text encoder from scratch, or (``init``: an earlier stage's result) continue from its EMA
+    weights with a fresh optimiser and schedule and a different batch stream."""
     key = _key("unet", lat["key"], cfg.to_dict(), seed, steps, batch, lr, CAPTION_DROPOUT, MIN_SNR_GAMMA, EMA_DECAY,
-               CAPTION_WEIGHTS)
+               CAPTION_WEIGHTS, *((init["key"],) if init else ()))
     d = work_dir / f"unet-{key}"
     final = d / "final.pt"
     if final.exists():
-        return _load(final)
+        return {**_load(final), "key": key}
     ckpt_path = d / "ckpt.pt"
 
     torch.manual_seed(seed + 3)
     unet = build_unet(cfg)
     text_encoder = build_text_encoder(cfg, tokenizer)
+    if init:
+        unet.load_state_dict(init["unet"])
+        text_encoder.load_state_dict(init["text"])
     params = list(unet.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
     ema_u = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     ema_t = {k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
-    g = torch.Generator().manual_seed(seed + 4)
+    g = torch.Generator().manual_seed(seed + 4 + (1000 if init else 0))
     step, elapsed, hist = 0, 0.0, []
     if ckpt_path.exists():
         ck = _load(ckpt_path)
@@ -503,7 +508,7 @@ def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: 
         f"loss {run_loss:.4f}")
     _atomic_save(result, final)
     ckpt_path.unlink(missing_ok=True)
-    return result
+    return {**result, "key": key}
 
 
 # ------------------------------------------------------------------------------------------ stage 5: save
@@ -581,6 +586,8 @@ def train_sd(
     dec_steps: int = 1500,
     dec_lr: float = 5e-4,
     unet_lr: float = 1e-3,
+    unet_finetune_steps: int = 0,
+    unet_finetune_lr: float = 3e-4,
     steps: int = DEFAULT_STEPS,
     guidance: float = DEFAULT_GUIDANCE,
     data_fn: DataFn | None = None,
@@ -624,6 +631,12 @@ def train_sd(
         final_vae(cfg, vae_state, lat).save_pretrained(str(out_dir / "vae"), safe_serialization=True)
         unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_steps, unet_batch, unet_lr,
                                   checkpoint_every_s, checkpoint_every_steps, _stop_after_unet, log)
+        unet_seconds = unet_result["seconds"]
+        if unet_finetune_steps:
+            unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_finetune_steps, unet_batch,
+                                      unet_finetune_lr, checkpoint_every_s, checkpoint_every_steps, _stop_after_unet,
+                                      log, init=unet_result)
+            unet_seconds += unet_result["seconds"]
     except _Stopped:
         log("stopped early on request; re-run to resume")
         raise
@@ -632,7 +645,7 @@ def train_sd(
     save_pipeline(pipe, out_dir)
     dec_seconds = dec_result["seconds"] if dec_result else 0.0
     train_seconds = (data["render_seconds"] + vae_result["seconds"] + lat["seconds"] + dec_seconds
-                     + unet_result["seconds"])
+                     + unet_seconds)
     meta = {
         "height": cfg.image_size,
         "width": cfg.image_size,
@@ -643,12 +656,14 @@ def train_sd(
         "train_seconds_by_stage": {
             "render": round(data["render_seconds"], 1), "vae": round(vae_result["seconds"], 1),
             "encode": round(lat["seconds"], 1), "vae_decoder_finetune": round(dec_seconds, 1),
-            "unet_text": round(unet_result["seconds"], 1),
+            "unet_text": round(unet_seconds, 1),
         },
         "seed": seed,
         "n_train": n_train,
         "vae_steps": vae_steps,
         "unet_steps": unet_steps,
+        "unet_finetune_steps": unet_finetune_steps,
+        "unet_finetune_lr": unet_finetune_lr,
         "vae_batch": vae_batch,
         "unet_batch": unet_batch,
         "config": cfg.to_dict(),
@@ -680,6 +695,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-train", type=int, default=30000)
     ap.add_argument("--unet-batch", type=int, default=64)
     ap.add_argument("--unet-lr", type=float, default=1e-3)
+    ap.add_argument("--unet-finetune-steps", type=int, default=0,
+                    help="continue from the UNet's EMA weights for this many steps (fresh optimiser, lower lr)")
+    ap.add_argument("--unet-finetune-lr", type=float, default=3e-4)
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="default DDIM steps recorded in hubkit.json")
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="default guidance for hubkit.json")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the shipped weights used 1)")
@@ -691,6 +709,7 @@ def main(argv: list[str] | None = None) -> int:
 
     module.train_sd(a.out, seed=a.seed, work_dir=a.work_dir, vae_steps=a.vae_steps, dec_steps=a.dec_steps,
                     unet_steps=a.unet_steps, n_train=a.n_train, unet_batch=a.unet_batch, unet_lr=a.unet_lr,
+                    unet_finetune_steps=a.unet_finetune_steps, unet_finetune_lr=a.unet_finetune_lr,
                     steps=a.steps, guidance=a.guidance, threads=a.threads,
                     checkpoint_every_s=a.checkpoint_every_s, quiet=a.quiet)
     return 0
