@@ -30,7 +30,7 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {
     "smoke": Budget("smoke", 16, 16, 8, 8, 2, 4, 8, "smoke", 16, 4, 50),
-    "ci": Budget("ci", 64, 128, 32, 32, 5, 12, 32, "ci", 64, 16, 200),
+    "ci": Budget("ci", 64, 128, 32, 64, 5, 12, 32, "ci", 64, 16, 200),
     "full": Budget("full", 10_000, 30_000, 1_000, 1_000, 100, 10, 1_000, "full", 300, 64, 100),
 }
 
