@@ -250,3 +250,13 @@ def test_paired_fid_ratio_interval_keeps_the_pairing():
     assert paired_ratio_interval(real, floor + 1.0, floor, resamples=100, seed=1) == (low, high)  # seeded
     with pytest.raises(ValueError, match="equal rows"):
         paired_ratio_interval(real, floor[:10], floor, resamples=5)
+
+
+def test_paired_fid_ratio_interval_against_fixed_reference_statistics():
+    from hubkit.metrics.fid import _stats, paired_ratio_interval
+
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(200, 6))
+    base = real[:80] + rng.normal(scale=0.2, size=(80, 6))
+    low, high = paired_ratio_interval(_stats(real), base + 2.0, base, resamples=60)
+    assert 1.0 < low <= high

@@ -277,6 +277,17 @@ def test_manifest_with_a_bad_category(tmp_path):
         load_prompt_folder(root)
 
 
+def test_manifest_fid_reference_resolves_or_names_the_missing_file(tmp_path):
+    root = _folder(tmp_path, "thing", ["x"])
+    assert load_prompt_folder(root).fid_reference is None
+    (root / "hubkit.toml").write_text('fid_reference = "stats/coco.npz"\n')
+    with pytest.raises(PromptSetError, match="coco.npz"):
+        load_prompt_folder(root).fid_reference
+    (root / "stats").mkdir()
+    (root / "stats" / "coco.npz").write_bytes(b"")
+    assert load_prompt_folder(root).fid_reference == (root / "stats" / "coco.npz").resolve()
+
+
 def test_unknown_target_files_are_reported(tmp_path):
     root = _folder(tmp_path, "Not A Concept", ["x"])
     folder = load_prompt_folder(root)

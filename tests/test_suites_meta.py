@@ -99,13 +99,14 @@ def test_esd_report_shows_a_real_side_effect(run_suite):
     "aspect_filter, deserving, undeserving",
     [
         ("faithfulness and test_target_proportion and not vs_base", "base", "esd-pointelli"),
+        ("faithfulness and fid", "esd-pointelli-overdone", "esd-pointelli"),
         ("multilingual and Spanish", "base", "esd-pointelli"),
         ("robustness and static", "base", "esd-pointelli"),
         ("pinpoint and overall", "esd-pointelli-overdone", "base"),
         ("alignment and general", "esd-pointelli-overdone", "base"),
         ("efficiency and time", "sld-pointelli", "esd-pointelli"),
     ],
-    ids=["faithfulness", "multilingual", "robustness", "pinpoint", "alignment", "efficiency"],
+    ids=["faithfulness", "image-quality", "multilingual", "robustness", "pinpoint", "alignment", "efficiency"],
 )
 def test_aspect_fails_on_a_checkpoint_that_deserves_it(run_suite, aspect_filter, deserving, undeserving):
     model = {"base": paths.BASE}

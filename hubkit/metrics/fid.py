@@ -106,21 +106,23 @@ def image_features(feature, images: Any) -> np.ndarray:
         return module(x).detach().double().cpu().reshape(x.shape[0], -1).numpy()
 
 
-def paired_ratio_interval(real: np.ndarray, fake: np.ndarray, floor: np.ndarray, *, resamples: int, seed: int = 0,
+def paired_ratio_interval(real, fake: np.ndarray, floor: np.ndarray, *, resamples: int, seed: int = 0,
                           confidence: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of FID(real, fake) / FID(real, floor).
 
-    Row i of the three feature arrays comes from the same caption (and, for ``real``/``fake``, the same seed),
-    so captions are resampled jointly: resampling each side on its own would break the pairing the ratio
-    relies on and widen the interval with noise the comparison does not have.
+    Row i of the feature arrays comes from the same caption (and, for ``real``/``fake``, the same seed), so
+    captions are resampled jointly: resampling each side on its own would break the pairing the ratio relies
+    on and widen the interval with noise the comparison does not have. ``real`` may instead be reference
+    statistics ``(mu, sigma)``, which stay fixed.
     """
-    if not len(real) == len(fake) == len(floor):
-        raise ValueError(f"paired FID needs equal rows, got {len(real)}, {len(fake)}, {len(floor)}")
+    fixed = isinstance(real, tuple)
+    if len(fake) != len(floor) or (not fixed and len(real) != len(fake)):
+        raise ValueError(f"paired FID needs equal rows, got {'stats' if fixed else len(real)}, {len(fake)}, {len(floor)}")
     rng = np.random.default_rng(seed)
-    n, ratios = len(real), []
+    n, ratios = len(fake), []
     for _ in range(resamples):
         idx = rng.integers(0, n, n)
-        mu_r, s_r = _stats(real[idx])
+        mu_r, s_r = real if fixed else _stats(real[idx])
         num = frechet_distance(mu_r, s_r, *_stats(fake[idx]))
         den = frechet_distance(mu_r, s_r, *_stats(floor[idx]))
         ratios.append(num / den if den > 0 else math.inf)

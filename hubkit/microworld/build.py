@@ -5,6 +5,7 @@ Steps, in order (each writes into the package, so the result is what ships):
 1. ``prompts``   HUB-layout prompt sets + ``hubkit.toml``                     -> microworld/prompts/
 2. ``sd``        micro Stable Diffusion (VAE, then UNet + text encoder)       -> weights/base/
 3. ``judges``    concept detector, micro CLIP, quality judge                  -> weights/judges/
+                 then FID reference statistics of the general captions' renders -> prompts/micro_scenes/
 4. ``unlearned`` ESD / UCE / SLD checkpoints for the shipped concepts         -> weights/unlearned/
 
 Long steps checkpoint into ``.scratch/`` and resume when re-run. Every artifact records its own training wall
@@ -76,6 +77,10 @@ def build(only: list[str] | None = None, seed: int = 0, fast: bool = False) -> N
             from hubkit.microworld.train_judges import train_judges
 
             train_judges(weights / "judges", seed=seed, **({"scale": 0.01} if fast else {}))
+            if not fast:  # the FID reference needs the shipped micro-clip (judges load from the package)
+                from hubkit.microworld.fid_reference import write_fid_reference
+
+                write_fid_reference(prompts)
         elif step == "unlearned":
             build_unlearned(seed=seed, fast=fast, weights=weights)
         print(f"[hubkit micro build] {step} done in {time.perf_counter() - start:.0f} s", flush=True)

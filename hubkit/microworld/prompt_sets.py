@@ -278,6 +278,9 @@ def manifest_text(seed: int, sizes: dict[str, int]) -> str:
         'profile = "micro"',
         f"pinpoint_template = {_toml_str(PINPOINT_TEMPLATE)}",
         f"general = {_toml_str(GENERAL_FILE)}",
+        "# micro-clip statistics of the true renders of the general captions (the COCO-30k analogue);",
+        "# written by `hubkit micro build` after the judges (hubkit/microworld/fid_reference.py)",
+        f"fid_reference = {_toml_str(FID_REFERENCE)}",
         f"languages = [{', '.join(_toml_str(l) for l in LANGUAGES)}]",
         "",
         "[sizes]",
@@ -345,6 +348,10 @@ def write_prompt_sets(root: Path, seed: int = 0, sizes: dict | None = None) -> P
                   "scene": scene_to_dict(g["scene"])} for g in general])
     (root / "hubkit.toml").write_text(manifest_text(seed, sz), encoding="utf-8")
     return root
+
+
+#: reference statistics for FID against "real" images, relative to the prompt folder
+FID_REFERENCE = f"{SCENES_DIR}/fid_reference.npz"
 
 
 def scene_for_prompt(root: Path, concept: str | None, index: int) -> tuple[Scene, int]:

@@ -193,6 +193,18 @@ class PromptFolder:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise PromptSetError(f"{path}: not valid TOML ({exc})") from exc
 
+    @property
+    def fid_reference(self) -> Path | None:
+        """The manifest's ``fid_reference`` (an ``.npz`` with ``mu``/``sigma``, relative to the folder), or None."""
+        value = self.manifest.get("fid_reference")
+        if not value:
+            return None
+        path = (self.root / str(value)).resolve()
+        if not path.is_file():
+            raise PromptSetError(f"{self.root / MANIFEST}: fid_reference {value!r} does not exist; write it with "
+                                 f"hubkit.metrics.FID.save_reference or remove the key")
+        return path
+
     def _files(self, subdir: str) -> dict[str, Path]:
         """NFC file stem -> path, for the data files of ``subdir`` (dot-files skipped)."""
         if subdir not in self._listing:

@@ -1,0 +1,39 @@
+"""FID reference statistics for the micro world: the COCO-30k analogue.
+
+HUB measures FID against precomputed statistics of real COCO images. The micro world's "real" images are
+the renderer's own drawings of the general captions' scenes, so the statistics are exact ground truth:
+``micro-clip`` image features of the true render of every general caption, saved as ``mu``/``sigma``/``n``
+in the prompt folder (the manifest's ``fid_reference``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def write_fid_reference(prompts: Path, batch: int = 256) -> Path:
+    """Render every general caption's scene, embed it with the FID feature network, write the ``.npz``."""
+    from PIL import Image
+
+    from hubkit.judges import get_judge
+    from hubkit.metrics.fid import image_features
+    from hubkit.microworld.prompt_sets import FID_REFERENCE, SCENES_DIR, scene_from_dict
+    from hubkit.microworld.render import render
+
+    prompts = Path(prompts)
+    items = json.loads((prompts / SCENES_DIR / "general.json").read_text(encoding="utf-8"))
+    feature = get_judge("micro-clip").fid_feature()
+    rows = []
+    for start in range(0, len(items), batch):
+        chunk = items[start:start + batch]
+        images = [Image.fromarray(render(scene_from_dict(it["scene"]), int(it["render_seed"]))) for it in chunk]
+        rows.append(image_features(feature, images))
+    features = np.concatenate(rows)
+    out = prompts / FID_REFERENCE
+    tmp = out.with_name(out.stem + ".tmp.npz")
+    np.savez(tmp, mu=features.mean(0), sigma=np.cov(features, rowvar=False, ddof=1), n=np.array(len(features)))
+    tmp.replace(out)
+    return out
