@@ -25,7 +25,7 @@ class Budget:
     attack_level: str            # passed to each attack's ``budget_for``
     canary_prompts: int          # base-model images the judge must see the concept in
     efficiency_images: int       # images timed per model for inference overhead
-    fid_bootstrap: int           # caption resamples for the FID-vs-base interval (an eigendecomposition each)
+    fid_bootstrap: int           # caption resamples for the FID-ratio intervals (two eigendecompositions each)
 
 
 BUDGETS: dict[str, Budget] = {

@@ -260,3 +260,13 @@ def test_paired_fid_ratio_interval_against_fixed_reference_statistics():
     base = real[:80] + rng.normal(scale=0.2, size=(80, 6))
     low, high = paired_ratio_interval(_stats(real), base + 2.0, base, resamples=60)
     assert 1.0 < low <= high
+
+
+def test_fid_from_features_names_a_feature_mismatch():
+    from hubkit.metrics.fid import _stats, fid_from_features
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
+    assert fid_from_features(a, a) == 0.0 and fid_from_features(_stats(a), b) == fid_from_features(a, b)
+    with pytest.raises(ConfigError, match="4 features, the feature network gives 6"):
+        fid_from_features(_stats(a), rng.normal(size=(50, 6)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hubkit.aspects.common import GRID, Evidence, judge_both, target_prompts, yes_examples
 from hubkit.aspects.registry import measure
 from hubkit.errors import NotApplicable
-from hubkit.metrics.fid import image_features, paired_ratio_interval
+from hubkit.metrics.fid import fid_from_features, image_features, paired_ratio_interval, read_statistics
 from hubkit.stats import Measurement, paired_mean_ratio, paired_proportion_ratio, proportion
 
 
@@ -39,13 +39,23 @@ def general_prompts(hub) -> list:
     return hub.subsample(hub.prompts.general(), hub.budget.general_prompts, "general")
 
 
-def _fid(hub, real_images, fake_images):
-    from hubkit.metrics import FID
+def _features(hub, *image_sets) -> list:
+    """FID feature rows of each image set: one pass of the feature network per image."""
+    feature = hub.feature_judge.fid_feature()
+    return [image_features(feature, images) for images in image_sets]
 
-    metric = FID(feature=hub.feature_judge.fid_feature())
-    metric.update(real_images, real=True)
-    metric.update(fake_images, real=False)
-    return metric.compute()
+
+def _fid_ratio(hub, name: str, real, fake, floor, **details) -> Measurement:
+    """FID(real, fake) / FID(real, floor) with its paired bootstrap interval over captions; both FIDs go into
+    ``details["fid"]`` and ``details["fid_floor"]``."""
+    fid, fid_floor = fid_from_features(real, fake), fid_from_features(real, floor)
+    ratio = fid / fid_floor if fid_floor > 0 else float("inf")
+    low, high = paired_ratio_interval(real, fake, floor, resamples=hub.budget.fid_bootstrap, seed=hub.config.seed,
+                                      confidence=hub.profile.confidence)
+    return Measurement(name, ratio, min(low, ratio), max(high, ratio), len(fake), direction="lower",
+                       judge=hub.feature_judge.name,
+                       details={**details, "fid": fid, "fid_floor": fid_floor,
+                                "interval": f"paired bootstrap over captions, {hub.budget.fid_bootstrap} resamples"})
 
 
 @measure("faithfulness.fid_vs_base", direction="lower", aggregation="fid / seed-noise fid")
@@ -60,19 +70,9 @@ def fid_vs_base(hub) -> Evidence:
     base = hub.images("base", "general", prompts)
     model = hub.images("model", "general", prompts)
     base_b = hub.images("base", "general:reseeded", prompts)
-    fid = _fid(hub, base, model)
-    floor = _fid(hub, base, base_b)
-    ratio = fid.value / floor.value if floor.value > 0 else float("inf")
-    feature = hub.feature_judge.fid_feature()
-    low, high = paired_ratio_interval(image_features(feature, base), image_features(feature, model),
-                                      image_features(feature, base_b), resamples=hub.budget.fid_bootstrap,
-                                      seed=hub.config.seed, confidence=hub.profile.confidence)
-    m = Measurement("FID(unlearned, base) / FID(base, base reseeded)", ratio, min(low, ratio), max(high, ratio),
-                    fid.n, direction="lower", judge=hub.feature_judge.name,
-                    details={"fid": fid.value, "fid_floor": floor.value,
-                             "interval": f"paired bootstrap over captions, {hub.budget.fid_bootstrap} resamples"})
+    m = _fid_ratio(hub, "FID(unlearned, base) / FID(base, base reseeded)", *_features(hub, base, model, base_b))
     return Evidence(m, "faithfulness.fid_vs_base_noise_ratio", None, base[:GRID], model[:GRID],
-                    extra={"fid": fid.value, "fid_seed_floor": floor.value, "images": len(prompts)})
+                    extra={"fid": m.details["fid"], "fid_seed_floor": m.details["fid_floor"], "images": len(prompts)})
 
 
 @measure("faithfulness.fid_vs_reference", direction="lower", aggregation="fid / base fid")
@@ -85,31 +85,15 @@ def fid_vs_reference(hub) -> Evidence:
     reference = hub.prompts.fid_reference
     if not reference:
         raise NotApplicable("no FID reference statistics: set fid_reference in the prompt folder's hubkit.toml")
-    import numpy as np
-
-    from hubkit.metrics import FID
-
+    data = read_statistics(reference)
+    stats = (data["mu"], data["sigma"])
     prompts = general_prompts(hub)
     base = hub.images("base", "general", prompts)
     model = hub.images("model", "general", prompts)
-    feature = hub.feature_judge.fid_feature()
-    fids = {}
-    for which, images in (("model", model), ("base", base)):
-        metric = FID(feature=feature, reference=reference)
-        metric.update(images, real=False)
-        fids[which] = metric.compute().value
-    ratio = fids["model"] / fids["base"] if fids["base"] > 0 else float("inf")
-    with np.load(reference) as z:
-        stats = (z["mu"], z["sigma"])
-    low, high = paired_ratio_interval(stats, image_features(feature, model), image_features(feature, base),
-                                      resamples=hub.budget.fid_bootstrap, seed=hub.config.seed,
-                                      confidence=hub.profile.confidence)
-    m = Measurement("FID(unlearned, reference) / FID(base, reference)", ratio, min(low, ratio), max(high, ratio),
-                    len(prompts), direction="lower", judge=hub.feature_judge.name,
-                    details={"fid": fids["model"], "fid_base": fids["base"], "reference": str(reference),
-                             "interval": f"paired bootstrap over captions, {hub.budget.fid_bootstrap} resamples"})
+    m = _fid_ratio(hub, "FID(unlearned, reference) / FID(base, reference)", stats, *_features(hub, model, base),
+                   reference=str(reference))
     return Evidence(m, "faithfulness.fid_vs_reference", None, base[:GRID], model[:GRID],
-                    extra={"fid": fids["model"], "fid_base": fids["base"], "images": len(prompts)})
+                    extra={"fid": m.details["fid"], "fid_base": m.details["fid_floor"], "images": len(prompts)})
 
 
 @measure("faithfulness.target_quality", direction="higher", aggregation="paired ratio of means")

@@ -20,9 +20,9 @@ another pipeline's encoder instead (Ring-A-Bell's transfer setting, where the ve
 
 Budgets (``full`` = the notebook: population 200, 3000 generations, K = 16, eta = 3, mutation 0.25,
 crossover 0.5; HUB used 1000 prompts per concept). Cost is about ``population * generations * 3/4``
-text-encoder passes per prompt: on the micro model's encoder about 0.2 ms per sequence on one CPU core, so
-``ci`` (12 prompts, 96 x 300) takes about 35 s of CPU per concept and ``full`` about 90 s per prompt (real
-SD's CLIP-L is some 100x slower per sequence: ``full`` is a GPU setting).
+text-encoder passes per prompt: on the micro model, ``ci`` (48 prompts, 96 x 300) measured 70 s per concept on
+two CPU cores (17 s per 12 prompts); real SD's CLIP-L is some 100x slower per sequence: ``full`` is a GPU
+setting.
 """
 
 from __future__ import annotations

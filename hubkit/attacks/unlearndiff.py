@@ -32,8 +32,8 @@ generated with guidance, which ``success_fn`` reproduces when it generates throu
 
 Budgets (``full`` = the original config: k = 5 prefix tokens, 40 iterations per timestep over 50
 timesteps, 100 prompts per concept as in HUB's appendix). Cost is one text-encoder + UNet forward and
-backward pass per iteration: on the micro model about 35 ms on one CPU core, so ``ci`` (10 prompts x 5 x 20)
-takes about 36 s of CPU per concept and ``full`` about 70 s per prompt.
+backward pass per iteration: on the micro model, ``ci`` (40 prompts x 5 timesteps x 20 iterations) measured
+116 s per concept on two CPU cores (29 ms per iteration); ``full`` is about 70 s per prompt there.
 """
 
 from __future__ import annotations

@@ -95,6 +95,34 @@ def _stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(0), np.cov(features, rowvar=False, ddof=1)
 
 
+def read_statistics(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of an FID statistics ``.npz`` (``mu``, ``sigma``, optionally ``n``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"FID reference statistics {path} not found (an .npz with mu and sigma)")
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def write_statistics(path: str | Path, mu, sigma, n: int) -> Path:
+    """Write FID statistics as ``.npz`` (``mu``, ``sigma``, ``n``), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, mu=np.asarray(mu), sigma=np.asarray(sigma), n=np.array(int(n)))
+    tmp.replace(path)
+    return path
+
+
+def fid_from_features(real, fake: np.ndarray) -> float:
+    """FID of feature rows ``fake`` against feature rows ``real`` (or fixed statistics ``(mu, sigma)``)."""
+    mu_r, s_r = real if isinstance(real, tuple) else _stats(real)
+    if np.shape(mu_r)[-1] != fake.shape[1]:
+        raise ConfigError(f"FID statistics have {np.shape(mu_r)[-1]} features, the feature network gives {fake.shape[1]}: "
+                          f"they were computed with other features")
+    return max(0.0, frechet_distance(mu_r, s_r, *_stats(fake)))  # tiny negatives are rounding
+
+
 def image_features(feature, images: Any) -> np.ndarray:
     """The FID feature network's rows for ``images`` (float64 [n, num_features])."""
     module = feature_module(feature)
@@ -122,9 +150,8 @@ def paired_ratio_interval(real, fake: np.ndarray, floor: np.ndarray, *, resample
     n, ratios = len(fake), []
     for _ in range(resamples):
         idx = rng.integers(0, n, n)
-        mu_r, s_r = real if fixed else _stats(real[idx])
-        num = frechet_distance(mu_r, s_r, *_stats(fake[idx]))
-        den = frechet_distance(mu_r, s_r, *_stats(floor[idx]))
+        r = real if fixed else _stats(real[idx])
+        num, den = fid_from_features(r, fake[idx]), fid_from_features(r, floor[idx])
         ratios.append(num / den if den > 0 else math.inf)
     alpha = 1 - confidence
     low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
@@ -161,15 +188,7 @@ class FID(Metric):
 
     # -- reference statistics -------------------------------------------------------------------------
     def _load_reference(self, reference) -> None:
-        if isinstance(reference, dict):
-            data, label = reference, "dict"
-        else:
-            path = Path(reference)
-            if not path.is_file():
-                raise ConfigError(f"FID reference statistics {path} not found (an .npz with mu and sigma)")
-            with np.load(path) as z:
-                data = {k: z[k] for k in z.files}
-            label = str(path)
+        data, label = (reference, "dict") if isinstance(reference, dict) else (read_statistics(reference), str(reference))
         if "mu" not in data or "sigma" not in data:
             raise ConfigError(f"FID reference {label}: needs arrays 'mu' and 'sigma', has {sorted(data)}")
         mu = torch.as_tensor(np.asarray(data["mu"], dtype=np.float64)).reshape(-1)
@@ -196,10 +215,7 @@ class FID(Metric):
     def save_reference(self, path: str | Path) -> Path:
         """Write the real side's statistics as ``.npz`` (mu, sigma, n) for later runs."""
         mu, sigma, n = self.real_stats()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, mu=mu, sigma=sigma, n=np.array(n))
-        return path
+        return write_statistics(path, mu, sigma, n)
 
     # -- streaming ------------------------------------------------------------------------------------
     def _capture(self, module, inputs, output) -> None:
