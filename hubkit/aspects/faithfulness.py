@@ -46,13 +46,14 @@ def _features(hub, *image_sets) -> list:
 
 
 def _fid_ratio(hub, name: str, real, fake, floor, **details) -> Measurement:
-    """FID(real, fake) / FID(real, floor) with its paired bootstrap interval over captions; both FIDs go into
-    ``details["fid"]`` and ``details["fid_floor"]``."""
+    """FID(real, fake) / FID(real, floor) with its paired bootstrap interval over captions; both FIDs are in the
+    measurement's name (so the report's text shows them) and in ``details["fid"]`` / ``details["fid_floor"]``."""
     fid, fid_floor = fid_from_features(real, fake), fid_from_features(real, floor)
     ratio = fid / fid_floor if fid_floor > 0 else float("inf")
     low, high = paired_ratio_interval(real, fake, floor, resamples=hub.budget.fid_bootstrap, seed=hub.config.seed,
                                       confidence=hub.profile.confidence)
-    return Measurement(name, ratio, min(low, ratio), max(high, ratio), len(fake), direction="lower",
+    return Measurement(f"{name} [{fid:.3g} / {fid_floor:.3g}]", ratio, min(low, ratio), max(high, ratio), len(fake),
+                       direction="lower",
                        judge=hub.feature_judge.name,
                        details={**details, "fid": fid, "fid_floor": fid_floor,
                                 "interval": f"paired bootstrap over captions, {hub.budget.fid_bootstrap} resamples"})
