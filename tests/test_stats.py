@@ -10,6 +10,7 @@ from hypothesis import assume, given, settings as hsettings, strategies as st
 
 from hubkit.stats import (
     Measurement,
+    median_measurement,
     count_verdicts,
     mean_measurement,
     paired_mean_difference,
@@ -231,3 +232,18 @@ def test_samples_needed_for_generic_measurement():
 def test_rogan_gladen():
     assert rogan_gladen(0.5, 0.83, 0.015) == pytest.approx((0.5 - 0.015) / (0.83 - 0.015))
     assert rogan_gladen(0.0, 0.8, 0.05) == 0.0
+
+
+def test_median_interval_ignores_a_few_disturbed_rounds():
+    """Timing rounds: three rounds hit by another process must not move the 95% interval across 1.3."""
+    ratios = [1.57, 1.58, 1.56, 1.6, 1.59, 1.55, 1.61, 1.57, 1.58, 1.56, 1.6, 1.59] + [1.05, 1.1, 2.4]
+    m = median_measurement(ratios, "ratio")
+    assert m.value == pytest.approx(1.575, abs=0.01)
+    assert 1.3 < m.low <= m.value <= m.high < 2.0
+    # Four rounds disturbed the same way do reach the interval: it widens instead of hiding them.
+    assert median_measurement(ratios[2:] + [1.0, 1.02], "ratio").low < 1.3
+
+
+def test_median_interval_is_unbounded_below_six_values():
+    m = median_measurement([1.5, 1.6, 1.4, 1.55, 1.45], "ratio")
+    assert m.value == 1.5 and m.low == -math.inf and m.high == math.inf
