@@ -175,3 +175,33 @@ def test_shipped_base_folder_if_present():
     img = pipe("a photo of Zorbo", num_inference_steps=2, generator=torch.Generator().manual_seed(0),
                output_type="np").images
     assert img.shape == (1, 64, 64, 3)
+
+
+def test_focus_weights_favour_multi_object_scenes_with_a_named_concept_kind():
+    from hubkit.microworld import world
+    from hubkit.microworld.render import labels, sample_scene
+
+    rng = np.random.default_rng(0)
+    plain = list(world.CHARACTERS + world.FACES)
+    scenes = [sample_scene(rng, require=["Dario Voss"], n_objects=2),                     # face among others
+              sample_scene(rng, require=["Pointelli"], exclude=plain, n_objects=2),       # styled, no face
+              sample_scene(rng, require=["Zorbo"], n_objects=1),                          # alone
+              sample_scene(rng, exclude=plain, style=None, n_objects=3)]                  # plain things
+    assert T.focus_weights([labels(s) for s in scenes]).tolist() == [T.FOCUS_WEIGHT, T.FOCUS_WEIGHT, 1.0, 1.0]
+
+
+def test_focus_stage_continues_from_the_finetune_stage(trained, tmp_path, monkeypatch):
+    """The third UNet stage draws images by weight (the stub's labels are colours: favour the red squares),
+    gets its own cache entry, changes the weights and is deterministic."""
+    monkeypatch.setattr(T, "focus_weights", lambda labels: torch.tensor([4.0 if l == "red" else 1.0 for l in labels],
+                                                                         dtype=torch.float64))
+    work = tmp_path / "work"
+    kw = {**KW, "unet_finetune_steps": 3, "unet_finetune_lr": 1e-3}
+    tuned = T.train_sd(tmp_path / "tuned", work_dir=work, **kw)
+    before = set(work.glob("unet-*"))
+    focused = T.train_sd(tmp_path / "focused", work_dir=work, **{**kw, "unet_focus_steps": 3})
+    assert len(set(work.glob("unet-*")) - before) == 1, "the focus stage gets its own cache entry"
+    wf, wt = _weights(focused), _weights(tuned)
+    assert any(not torch.equal(wf[k], wt[k]) for k in wf if k.startswith("unet/"))
+    _assert_same(focused, T.train_sd(tmp_path / "again", work_dir=tmp_path / "work2", **{**kw, "unet_focus_steps": 3}))
+    assert json.loads((focused / "hubkit.json").read_text())["unet_focus_weight"] == T.FOCUS_WEIGHT
