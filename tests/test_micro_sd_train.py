@@ -113,6 +113,20 @@ def test_unet_finetune_stage_continues_from_the_first_stage(trained, tmp_path):
     _assert_same(tuned, T.train_sd(tmp_path / "again", work_dir=tmp_path / "work2", **kw))
     meta = json.loads((tuned / "hubkit.json").read_text())
     assert meta["unet_finetune_steps"] == 3 and meta["unet_steps"] == KW["unet_steps"]
+    assert meta["threads"] == {"vae": 1, "unet_text": 1, "unet_finetune": 1}
+
+
+def test_later_unet_stages_run_at_their_own_thread_count(trained, tmp_path):
+    """The shipped recipe trains the first UNet stage on 1 thread and the second on 2; both are recorded."""
+    kw = {**KW, "unet_finetune_steps": 2, "unet_finetune_threads": 2}
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # neither stage's count, so a leak shows
+    try:
+        out = T.train_sd(tmp_path / "out", work_dir=tmp_path / "work", **kw)
+        assert torch.get_num_threads() == 3, "train_sd leaked its thread count to the caller"
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((out / "hubkit.json").read_text())["threads"] == {"vae": 1, "unet_text": 1, "unet_finetune": 2}
 
 
 def test_saved_folder_loads_offline_and_generates(trained):

@@ -18,8 +18,10 @@ resumes where it stopped and a changed setting redoes only the stages it affects
 
 Training is deterministic from ``seed`` on a given machine and thread count: every random draw comes from a
 ``torch.Generator``/numpy ``Generator`` whose state is checkpointed, and a resumed run continues bit-identically.
-The default is 1 torch thread (the shipped weights were trained so): with other jobs on the 2 cores, 2 threads
-ran 3-20x slower than 1 (OpenMP threads wait on each other); 2 threads only pay off on an otherwise idle machine.
+The thread count is part of that: CPU gradients differ in their last bits between 1 and 2 threads, so the
+shipped recipe (``build.SD_RECIPE``) names it per stage -- 1 thread up to the first UNet stage, 2 for the later
+UNet stages (retraining the second stage so reproduced the shipped weights bit for bit). With other jobs on the
+2 cores, 2 threads ran 3-20x slower than 1 (OpenMP threads wait on each other); they pay off on an idle machine.
 
     python -m hubkit.microworld.train_sd --out hubkit/microworld/weights/base
 """
@@ -27,6 +29,7 @@ ran 3-20x slower than 1 (OpenMP threads wait on each other); 2 threads only pay 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -599,6 +602,19 @@ def folder_bytes(folder: Path) -> int:
 
 
 # -------------------------------------------------------------------------------------------- entry point
+def _restores_threads(fn):
+    """Give the caller back its torch thread count: the stages set their own, a library call must not leak it."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        caller = torch.get_num_threads()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(caller)
+    return wrapper
+
+
+@_restores_threads
 def train_sd(
     out_dir: Path,
     *,
@@ -618,6 +634,7 @@ def train_sd(
     unet_finetune_lr: float = 3e-4,
     unet_focus_steps: int = 0,
     unet_focus_lr: float = 3e-4,
+    unet_finetune_threads: int | None = None,
     steps: int = DEFAULT_STEPS,
     guidance: float = DEFAULT_GUIDANCE,
     data_fn: DataFn | None = None,
@@ -632,6 +649,9 @@ def train_sd(
     """Train micro SD (resuming from ``work_dir``) and write the pipeline folder to ``out_dir``; returns it.
 
     ``steps``/``guidance`` are the default generation settings recorded in ``out_dir/hubkit.json``.
+    ``threads`` applies to every stage except the UNet's later ones (finetune, focus), which use
+    ``unet_finetune_threads`` when given: CPU gradients differ in their last bits between thread counts,
+    so a rebuild reproduces the shipped weights only with the thread count each stage was trained at.
     ``_stop_after_*`` stop the run (leaving a checkpoint) after that many steps of this call, as a crash would.
     """
     from hubkit.tokenizer import clip_tokenizer
@@ -662,6 +682,9 @@ def train_sd(
         unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_steps, unet_batch, unet_lr,
                                   checkpoint_every_s, checkpoint_every_steps, _stop_after_unet, log)
         unet_seconds = unet_result["seconds"]
+        first_unet_threads = unet_result.get("threads")
+        if unet_finetune_threads and (unet_finetune_steps or unet_focus_steps):
+            torch.set_num_threads(unet_finetune_threads)
         if unet_finetune_steps:
             unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_finetune_steps, unet_batch,
                                       unet_finetune_lr, checkpoint_every_s, checkpoint_every_steps, _stop_after_unet,
@@ -716,7 +739,9 @@ def train_sd(
         "final_unet_loss": unet_result["final_loss"],
         "params": {"unet": count_params(pipe.unet), "vae": count_params(pipe.vae),
                    "text_encoder": count_params(pipe.text_encoder)},
-        "threads": {"vae": vae_result.get("threads"), "unet_text": unet_result.get("threads")},
+        "threads": {"vae": vae_result.get("threads"), "unet_text": first_unet_threads,
+                    **({"unet_finetune": unet_result.get("threads")}
+                       if unet_finetune_steps or unet_focus_steps else {})},
     }
     (out_dir / "hubkit.json").write_text(json.dumps(meta, indent=2) + "\n")
     log(f"saved {out_dir} ({folder_bytes(out_dir) / 1e6:.1f} MB); total {time.perf_counter() - t_start:.0f} s "
@@ -742,6 +767,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="then continue this many steps drawing multi-object scenes with a character or face "
                          "FOCUS_WEIGHT times as often")
     ap.add_argument("--unet-focus-lr", type=float, default=3e-4)
+    ap.add_argument("--unet-finetune-threads", type=int, default=None,
+                    help="torch threads for the later UNet stages (default: --threads; the shipped base used 2)")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="default DDIM steps recorded in hubkit.json")
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="default guidance for hubkit.json")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the shipped weights used 1)")
@@ -755,6 +782,7 @@ def main(argv: list[str] | None = None) -> int:
                     unet_steps=a.unet_steps, n_train=a.n_train, unet_batch=a.unet_batch, unet_lr=a.unet_lr,
                     unet_finetune_steps=a.unet_finetune_steps, unet_finetune_lr=a.unet_finetune_lr,
                     unet_focus_steps=a.unet_focus_steps, unet_focus_lr=a.unet_focus_lr,
+                    unet_finetune_threads=a.unet_finetune_threads,
                     steps=a.steps, guidance=a.guidance, threads=a.threads,
                     checkpoint_every_s=a.checkpoint_every_s, quiet=a.quiet)
     return 0
