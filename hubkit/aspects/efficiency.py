@@ -80,7 +80,7 @@ def _ratio_measurement(name, model_values, base_values, unit) -> Measurement:
         "unlearned": statistics.median(model_values), "base": statistics.median(base_values), "unit": unit})
 
 
-@measure("efficiency.time_overhead", direction="lower", aggregation="ratio of medians")
+@measure("efficiency.time_overhead", direction="lower", aggregation="median of per-round ratios")
 def time_overhead(hub) -> Evidence:
     runs = _measure_both(hub)
     clock = "seconds" if hub.device.startswith("cuda") else "CPU seconds"
@@ -93,7 +93,7 @@ def time_overhead(hub) -> Evidence:
         "images": len(_prompts(hub)), "device": hub.device})
 
 
-@measure("efficiency.memory_overhead", direction="lower", aggregation="ratio of medians")
+@measure("efficiency.memory_overhead", direction="lower", aggregation="median of per-round ratios")
 def memory_overhead(hub) -> Evidence:
     runs = _measure_both(hub)
     what = "peak GPU memory" if hub.device.startswith("cuda") else "resident weights (CPU)"
