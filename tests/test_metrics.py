@@ -253,20 +253,34 @@ def test_paired_fid_ratio_interval_keeps_the_pairing():
 
 
 def test_paired_fid_ratio_interval_against_fixed_reference_statistics():
-    from hubkit.metrics.fid import _stats, paired_ratio_interval
+    from hubkit.metrics.fid import feature_statistics, paired_ratio_interval
 
     rng = np.random.default_rng(2)
     real = rng.normal(size=(200, 6))
     base = real[:80] + rng.normal(scale=0.2, size=(80, 6))
-    low, high = paired_ratio_interval(_stats(real), base + 2.0, base, resamples=60)
+    low, high = paired_ratio_interval(feature_statistics(real), base + 2.0, base, resamples=60)
     assert 1.0 < low <= high
 
 
 def test_fid_from_features_names_a_feature_mismatch():
-    from hubkit.metrics.fid import _stats, fid_from_features
+    from hubkit.metrics.fid import feature_statistics, fid_from_features
 
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(50, 4)), rng.normal(size=(50, 4))
-    assert fid_from_features(a, a) == 0.0 and fid_from_features(_stats(a), b) == fid_from_features(a, b)
+    assert fid_from_features(a, a) == 0.0 and fid_from_features(feature_statistics(a), b) == fid_from_features(a, b)
     with pytest.raises(ConfigError, match="4 features, the feature network gives 6"):
-        fid_from_features(_stats(a), rng.normal(size=(50, 6)))
+        fid_from_features(feature_statistics(a), rng.normal(size=(50, 6)))
+
+
+def test_reference_statistics_without_mu_or_sigma_get_a_one_line_error(tmp_path):
+    """The suites read reference files with read_statistics, the streaming FID with its own loader: both refuse."""
+    from hubkit.metrics.fid import read_statistics
+
+    path = tmp_path / "no_sigma.npz"
+    np.savez(path, mu=np.zeros(8))
+    with pytest.raises(ConfigError, match=r"no_sigma\.npz: needs arrays 'mu' and 'sigma'"):
+        read_statistics(path)
+    with pytest.raises(ConfigError, match="needs arrays 'mu' and 'sigma'"):
+        FID(ProjFeatures(), reference=path)
+    with pytest.raises(ConfigError, match="needs arrays 'mu' and 'sigma'"):
+        FID(ProjFeatures(), reference={"mu": np.zeros(8)})

@@ -91,7 +91,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
         return float((mu1 - mu2).square().sum() + s1.trace() + s2.trace() - 2 * c)
 
 
-def _stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) of feature rows: the Gaussian FID compares."""
     return features.mean(0), np.cov(features, rowvar=False, ddof=1)
 
 
@@ -101,7 +102,13 @@ def read_statistics(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ConfigError(f"FID reference statistics {path} not found (an .npz with mu and sigma)")
     with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+        return _require_mu_sigma({k: z[k] for k in z.files}, str(path))
+
+
+def _require_mu_sigma(data: dict, label: str) -> dict:
+    if "mu" not in data or "sigma" not in data:
+        raise ConfigError(f"FID reference {label}: needs arrays 'mu' and 'sigma', has {sorted(data)}")
+    return data
 
 
 def write_statistics(path: str | Path, mu, sigma, n: int) -> Path:
@@ -116,11 +123,11 @@ def write_statistics(path: str | Path, mu, sigma, n: int) -> Path:
 
 def fid_from_features(real, fake: np.ndarray) -> float:
     """FID of feature rows ``fake`` against feature rows ``real`` (or fixed statistics ``(mu, sigma)``)."""
-    mu_r, s_r = real if isinstance(real, tuple) else _stats(real)
+    mu_r, s_r = real if isinstance(real, tuple) else feature_statistics(real)
     if np.shape(mu_r)[-1] != fake.shape[1]:
         raise ConfigError(f"FID statistics have {np.shape(mu_r)[-1]} features, the feature network gives {fake.shape[1]}: "
                           f"they were computed with other features")
-    return max(0.0, frechet_distance(mu_r, s_r, *_stats(fake)))  # tiny negatives are rounding
+    return max(0.0, frechet_distance(mu_r, s_r, *feature_statistics(fake)))  # tiny negatives are rounding
 
 
 def image_features(feature, images: Any) -> np.ndarray:
@@ -150,7 +157,7 @@ def paired_ratio_interval(real, fake: np.ndarray, floor: np.ndarray, *, resample
     n, ratios = len(fake), []
     for _ in range(resamples):
         idx = rng.integers(0, n, n)
-        r = real if fixed else _stats(real[idx])
+        r = real if fixed else feature_statistics(real[idx])
         num, den = fid_from_features(r, fake[idx]), fid_from_features(r, floor[idx])
         ratios.append(num / den if den > 0 else math.inf)
     alpha = 1 - confidence
@@ -188,9 +195,8 @@ class FID(Metric):
 
     # -- reference statistics -------------------------------------------------------------------------
     def _load_reference(self, reference) -> None:
-        data, label = (reference, "dict") if isinstance(reference, dict) else (read_statistics(reference), str(reference))
-        if "mu" not in data or "sigma" not in data:
-            raise ConfigError(f"FID reference {label}: needs arrays 'mu' and 'sigma', has {sorted(data)}")
+        data, label = ((_require_mu_sigma(reference, "dict"), "dict") if isinstance(reference, dict)
+                       else (read_statistics(reference), str(reference)))
         mu = torch.as_tensor(np.asarray(data["mu"], dtype=np.float64)).reshape(-1)
         sigma = torch.as_tensor(np.asarray(data["sigma"], dtype=np.float64))
         d = int(self.fid.real_features_sum.shape[0])
@@ -277,10 +283,10 @@ class FID(Metric):
         vals = []
         for _ in range(self.bootstrap):
             f = fake[rng.integers(0, len(fake), len(fake))]
-            mu_f, s_f = _stats(f)
+            mu_f, s_f = feature_statistics(f)
             if real is not None:
                 r = real[rng.integers(0, len(real), len(real))]
-                mu_r, s_r = _stats(r)
+                mu_r, s_r = feature_statistics(r)
             vals.append(frechet_distance(mu_r, s_r, mu_f, s_f))
         alpha = 1 - self.confidence
         low, high = np.quantile(vals, [alpha / 2, 1 - alpha / 2])

@@ -19,7 +19,7 @@ def write_fid_reference(prompts: Path, batch: int = 256) -> Path:
     from PIL import Image
 
     from hubkit.judges import get_judge
-    from hubkit.metrics.fid import image_features, write_statistics
+    from hubkit.metrics.fid import feature_statistics, image_features, write_statistics
     from hubkit.microworld.prompt_sets import FID_REFERENCE, SCENES_DIR, scene_from_dict
     from hubkit.microworld.render import render
 
@@ -32,5 +32,4 @@ def write_fid_reference(prompts: Path, batch: int = 256) -> Path:
         images = [Image.fromarray(render(scene_from_dict(it["scene"]), int(it["render_seed"]))) for it in chunk]
         rows.append(image_features(feature, images))
     features = np.concatenate(rows)
-    return write_statistics(prompts / FID_REFERENCE, features.mean(0), np.cov(features, rowvar=False, ddof=1),
-                            len(features))
+    return write_statistics(prompts / FID_REFERENCE, *feature_statistics(features), len(features))

@@ -400,6 +400,8 @@ def _ema_update(ema: dict, model: torch.nn.Module, decay: float) -> None:
 
 #: the focus stage's sampling weight for scenes of two or more objects with a character, a face or a named style
 FOCUS_WEIGHT = 3.0
+#: what ``focus_weights`` favours, in the focus stage's cache key (change it with the rule)
+FOCUS_RULE = f"focus:multi-object+character/face/style x{FOCUS_WEIGHT}"
 
 
 def focus_weights(labels) -> torch.Tensor:
@@ -691,8 +693,7 @@ def train_sd(
                                       log, init=unet_result)
             unet_seconds += unet_result["seconds"]
         if unet_focus_steps:
-            focus = {"name": f"focus:multi-object+character/face/style x{FOCUS_WEIGHT}",
-                     "weights": focus_weights(data["labels"])}
+            focus = {"name": FOCUS_RULE, "weights": focus_weights(data["labels"])}
             unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_focus_steps, unet_batch,
                                       unet_focus_lr, checkpoint_every_s, checkpoint_every_steps, _stop_after_unet,
                                       log, init=unet_result, focus=focus)
@@ -764,8 +765,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="continue from the UNet's EMA weights for this many steps (fresh optimiser, lower lr)")
     ap.add_argument("--unet-finetune-lr", type=float, default=3e-4)
     ap.add_argument("--unet-focus-steps", type=int, default=0,
-                    help="then continue this many steps drawing multi-object scenes with a character or face "
-                         "FOCUS_WEIGHT times as often")
+                    help="then continue this many steps drawing multi-object scenes with a character, a face or "
+                         "a named style FOCUS_WEIGHT times as often")
     ap.add_argument("--unet-focus-lr", type=float, default=3e-4)
     ap.add_argument("--unet-finetune-threads", type=int, default=None,
                     help="torch threads for the later UNet stages (default: --threads; the shipped base used 2)")
