@@ -26,3 +26,7 @@ class NotApplicable(HubkitError):
 
     The pytest layer reports it as a skip with this message as the reason, never as a pass.
     """
+
+
+class RegistryError(ConfigError):
+    """An unknown name, or a registered entry (judge, attack, format...) that cannot be loaded."""
