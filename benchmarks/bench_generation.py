@@ -22,7 +22,7 @@ def main() -> None:
     from diffusers import StableDiffusionPipeline
 
     from hubkit.generate import ImageRequest, generate
-    from hubkit.microworld import paths
+    from hubkit_micro import paths
     from hubkit.settings import GenerationSettings
 
     parser = argparse.ArgumentParser()

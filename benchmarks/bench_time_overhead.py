@@ -30,8 +30,8 @@ def _busy() -> None:
 
 def _measure(model: str):
     from hubkit.aspects import efficiency
-    from hubkit.microworld import paths
-    from hubkit.microworld.check import _checkpoint_file
+    from hubkit_micro import paths
+    from hubkit_micro.check import _checkpoint_file
     from hubkit.session import RunConfig, Session
 
     spec = _checkpoint_file(paths.unlearned(model))

@@ -1,12 +1,12 @@
 """Threshold profiles: ``hub_asserts/profiles/<name>.toml``.
 
-A profile is a TOML file of *rules*.  A rule is any table with a ``threshold`` or ``direction`` key::
+A profile is a TOML file of *rules*, one per measure (``hubkit.aspects.MEASURES``; the rule key is the
+measure's name). A rule is any table with a ``threshold`` or ``source`` key::
 
     inconclusive_fails = true            # an inconclusive verdict fails the test (default true)
     confidence = 0.95                    # interval level the measurements are expected to carry
 
     [faithfulness.target_proportion]     # rule key "faithfulness.target_proportion"
-    direction = "at_most"                # pass when the whole interval is <= threshold
     relative = false                     # false | "ratio" | "difference": compared with the base model?
     threshold = 0.1
     source = "project default: ..."      # where the number comes from -- required
@@ -15,8 +15,10 @@ A profile is a TOML file of *rules*.  A rule is any table with a ``threshold`` o
     threshold = 0.085
     source = "HUB Tab. 3 ESD celebrity TP .085"
 
-Rule keys: ``direction``, ``threshold``, ``source``, ``relative``, ``inconclusive_fails``, ``enabled``,
-``description``.  A sub-table of a rule overrides any of them for the category or concept it is named
+Rule keys: ``threshold``, ``source``, ``relative``, ``inconclusive_fails``, ``enabled``, ``description``;
+``same_as = "other.rule"`` makes a rule take every value of another (two measures, one bar).
+Which side of the threshold passes is not a rule key: the measure declares which way is better (a
+"lower is better" measure passes at or below its threshold), so a rule cannot contradict its measure.  A sub-table of a rule overrides any of them for the category or concept it is named
 after.  ``extends = "default"`` at the top starts from another profile and deep-merges this one on top.
 """
 
@@ -35,8 +37,7 @@ from typing import Any
 from hubkit.errors import ConfigError
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
-DIRECTIONS = ("at_most", "at_least")
-RULE_KEYS = {"direction", "threshold", "source", "relative", "inconclusive_fails", "enabled", "description"}
+RULE_KEYS = {"threshold", "source", "relative", "inconclusive_fails", "enabled", "description"}
 TOP_KEYS = {"extends", "inconclusive_fails", "confidence", "description", "name"}
 
 
@@ -46,7 +47,6 @@ class Rule:
 
     key: str
     threshold: float
-    direction: str
     source: str
     relative: str | None = None  # None (absolute), "ratio" or "difference" (against the base model)
     inconclusive_fails: bool = True
@@ -58,11 +58,6 @@ class Rule:
     @property
     def label(self) -> str:
         return f"{self.key} [{self.category}]" if self.category else self.key
-
-    def describe(self) -> str:
-        rel = {"ratio": " x base", "difference": " vs base (difference)"}.get(self.relative or "", "")
-        words = "at most" if self.direction == "at_most" else "at least"
-        return f"{words} {self.threshold:g}{rel}"
 
 
 def _norm_relative(value: Any, where: str) -> str | None:
@@ -76,7 +71,7 @@ def _norm_relative(value: Any, where: str) -> str | None:
 
 
 def _is_rule(table: dict) -> bool:
-    return "threshold" in table or "direction" in table
+    return "threshold" in table or "source" in table or "same_as" in table
 
 
 @dataclass
@@ -126,7 +121,6 @@ class Profile:
         return Rule(
             key=key,
             threshold=float(merged["threshold"]),
-            direction=merged["direction"],
             source=merged["source"],
             relative=_norm_relative(merged.get("relative"), where),
             inconclusive_fails=bool(merged.get("inconclusive_fails", self.inconclusive_fails)),
@@ -136,16 +130,16 @@ class Profile:
             profile=self.name,
         )
 
-    # convenience wrappers around hub_asserts.check / assert_rule
+    # convenience wrappers around hubkit_asserts.check / assert_rule
     def check(self, key: str, measurement, *, category: str | None = None, concept: str | None = None,
               examples=None):
-        from hub_asserts.verdict import check
+        from hubkit_asserts.verdict import check
 
         return check(measurement, self.rule(key, category, concept), examples=examples)
 
     def assert_rule(self, key: str, measurement, *, category: str | None = None, concept: str | None = None,
                     examples=None):
-        from hub_asserts.verdict import assert_rule
+        from hubkit_asserts.verdict import assert_rule
 
         return assert_rule(measurement, self.rule(key, category, concept), examples=examples)
 
@@ -201,9 +195,11 @@ def _collect(table: dict, prefix: str, rules: dict, where: str) -> None:
         if not isinstance(v, dict):
             if prefix:
                 raise ConfigError(f"{where}: {prefix}.{k} is a plain value in a table that is not a rule "
-                                  f"(a rule needs threshold/direction/source)")
+                                  f"(a rule needs threshold and source)")
             continue
         key = f"{prefix}.{k}" if prefix else k
+        if "same_as" in v:
+            continue  # resolved by _resolve_same_as once every rule is known
         if _is_rule(v):
             base = {kk: vv for kk, vv in v.items() if not isinstance(vv, dict)}
             subs = {kk: vv for kk, vv in v.items() if isinstance(vv, dict)}
@@ -215,15 +211,42 @@ def _collect(table: dict, prefix: str, rules: dict, where: str) -> None:
             _collect(v, key, rules, where)
 
 
+def _resolve_same_as(data: dict, rules: dict, where: str) -> None:
+    """``same_as = "other.rule"``: this rule takes every value and override of that rule (after ``extends``
+    merging), and may add its own ``description``. Two measures judged by one bar keep one set of numbers."""
+
+    def walk(table: dict, prefix: str):
+        for k, v in table.items():
+            if isinstance(v, dict):
+                key = f"{prefix}.{k}" if prefix else k
+                if "same_as" in v:
+                    yield key, v
+                elif not _is_rule(v):
+                    yield from walk(v, key)
+
+    for key, table in walk(data, ""):
+        target = table["same_as"]
+        extra = set(table) - {"same_as", "description"}
+        if extra:
+            raise ConfigError(f"{where}: rule {key!r} has same_as and also {sorted(extra)}; a same_as rule takes "
+                              f"all its values from {target!r} (only description may be added)")
+        if target not in rules:
+            raise ConfigError(f"{where}: rule {key!r} is same_as {target!r}, which is not a rule of this profile")
+        base, subs = rules[target]
+        rules[key] = ({**base, **({"description": table["description"]} if "description" in table else {})},
+                      copy.deepcopy(subs))
+
+
 def _validate_rule(base: dict, subs: dict, key: str, where: str) -> None:
     for name, table in [(None, base)] + list(subs.items()):
         label = f"{where}: rule {key!r}" + (f" [{name}]" if name else "")
+        if "direction" in table:
+            raise ConfigError(f"{label}: direction is declared by the measure {key!r}, not by the profile; "
+                              f"remove it (a lower-is-better measure passes at or below its threshold)")
         unknown = set(table) - RULE_KEYS
         if unknown:
             raise ConfigError(f"{label}: unknown keys {sorted(unknown)}; allowed: {sorted(RULE_KEYS)}")
         merged = {**base, **table}
-        if merged.get("direction") not in DIRECTIONS:
-            raise ConfigError(f"{label}: direction must be one of {DIRECTIONS}, got {merged.get('direction')!r}")
         if not isinstance(merged.get("source"), str) or not merged["source"].strip():
             raise ConfigError(f"{label}: every threshold needs a non-empty source string")
         if "threshold" in table or name is None and "threshold" in base:
@@ -248,8 +271,9 @@ def load_profile(name_or_path: str | Path = "default") -> Profile:
         raise ConfigError(f"{where}: confidence must be in (0, 1), got {confidence}")
     rules: dict = {}
     _collect({k: v for k, v in data.items() if isinstance(v, dict)}, "", rules, where)
+    _resolve_same_as({k: v for k, v in data.items() if isinstance(v, dict)}, rules, where)
     if not rules:
-        raise ConfigError(f"{where}: no rules found (a rule is a table with threshold, direction and source)")
+        raise ConfigError(f"{where}: no rules found (a rule is a table with threshold and source)")
     return Profile(
         name=str(settings.get("name", path.stem)),
         path=path,

@@ -94,9 +94,7 @@ def check(measurement: Measurement, rule, *, examples: Sequence | None = None) -
     m = measurement
     _check_relative(m, rule)
     thr = float(rule.threshold)
-    at_most = rule.direction == "at_most"
-    if rule.direction not in ("at_most", "at_least"):
-        raise ConfigError(f"rule {rule.label}: direction must be at_most or at_least, got {rule.direction!r}")
+    at_most = m.direction == "lower"  # the measure's direction: lower is better passes at or below the threshold
 
     if math.isnan(m.value) or math.isnan(m.low) or math.isnan(m.high) or m.n == 0:
         verdict, why = "inconclusive", "the value is undefined"

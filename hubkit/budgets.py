@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hubkit.errors import ConfigError
+from hubkit.registry import Registry
+
+LEVELS = ("smoke", "ci", "full")  # the built-in budgets, cheapest first; attacks have a preset for each
 
 
 @dataclass(frozen=True)
@@ -28,15 +30,7 @@ class Budget:
     fid_bootstrap: int           # caption resamples for the FID-ratio intervals (two eigendecompositions each)
 
 
-BUDGETS: dict[str, Budget] = {
-    "smoke": Budget("smoke", 16, 16, 8, 8, 2, 4, 8, "smoke", 16, 4, 50),
-    "ci": Budget("ci", 64, 128, 32, 64, 5, 12, 32, "ci", 64, 16, 200),
-    "full": Budget("full", 10_000, 30_000, 1_000, 1_000, 100, 10, 1_000, "full", 300, 64, 100),
-}
-
-
-def get_budget(name: str) -> Budget:
-    try:
-        return BUDGETS[name]
-    except KeyError:
-        raise ConfigError(f"--budget {name!r} is not a budget; use one of: {', '.join(BUDGETS)}") from None
+BUDGETS: Registry[Budget] = Registry("budget", group="hubkit.budgets")
+BUDGETS.register("smoke", obj=Budget("smoke", 16, 16, 8, 8, 2, 4, 8, "smoke", 16, 4, 50))
+BUDGETS.register("ci", obj=Budget("ci", 64, 128, 32, 64, 5, 12, 32, "ci", 64, 16, 200))
+BUDGETS.register("full", obj=Budget("full", 10_000, 30_000, 1_000, 1_000, 100, 10, 1_000, "full", 300, 64, 100))

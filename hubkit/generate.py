@@ -62,24 +62,6 @@ class ImageRequest:
         object.__setattr__(self, "seed", seed)
 
 
-def requests_for(prompt_set: str, prompts: Sequence, *, seed: int, images_per_prompt: int = 1,
-                 negative_prompt: str | None = None) -> list[ImageRequest]:
-    """``images_per_prompt`` requests per prompt, seeded by ``image_seed``.
-
-    ``prompts`` holds objects with ``.index`` and ``.text`` (``hubkit.prompts.Prompt``), or
-    ``(index, text)`` pairs.  The order is prompt-major: all images of prompt 0, then prompt 1, ...
-    """
-    out = []
-    for p in prompts:
-        if hasattr(p, "text") and hasattr(p, "index"):
-            index, text = p.index, p.text
-        else:
-            index, text = p
-        for j in range(images_per_prompt):
-            out.append(ImageRequest(text, image_seed(prompt_set, index, j, seed), negative_prompt))
-    return out
-
-
 def effective_negative_prompt(request: ImageRequest, settings: GenerationSettings) -> str | None:
     neg = request.negative_prompt if request.negative_prompt is not None else settings.negative_prompt
     return neg or None  # "" and None give the same unconditional embedding in diffusers
@@ -104,6 +86,15 @@ def scheduler_for(pipe, settings: GenerationSettings):
         raise ConfigError(f"unknown scheduler {settings.scheduler!r}; use a diffusers scheduler class name "
                           "such as DDIMScheduler, PNDMScheduler, LMSDiscreteScheduler, EulerDiscreteScheduler")
     return cls.from_config(current.config)
+
+
+def scheduler_record(scheduler) -> dict:
+    """Class name and config of a scheduler, without diffusers' bookkeeping keys (``_diffusers_version``...).
+
+    The one description of a scheduler that model fingerprints and image-store keys both hash."""
+    config = dict(getattr(scheduler, "config", {}) or {})
+    return {"class": type(scheduler).__name__,
+            "config": {k: v for k, v in config.items() if not str(k).startswith("_")}}
 
 
 @contextlib.contextmanager

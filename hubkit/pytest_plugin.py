@@ -11,6 +11,8 @@ import re
 
 import pytest
 
+from hubkit.budgets import LEVELS
+
 ASPECTS = {
     "faithfulness": "HUB aspect 1: target proportion, general and target image quality",
     "alignment": "HUB aspect 2: general and selective image-text alignment",
@@ -34,15 +36,13 @@ _OPTIONS = {
     "--trust-checkpoint": ("hubkit_trust_checkpoint", "allow full unpickling of .pt/.bin/.ckpt files (runs their code!)", {"action": "store_true"}),
 }
 
-BUDGET_CHOICES = ("smoke", "ci", "full")
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hubkit", "concept-unlearning evaluation (HUB)")
     for flag, (ini, help_text, kwargs) in _OPTIONS.items():
         dest = ini
         if flag == "--budget":
-            kwargs = {"choices": BUDGET_CHOICES}
+            kwargs = {"choices": LEVELS}
         group.addoption(flag, dest=dest, default=None, help=help_text, **kwargs)
         ini_type = "linelist" if flag == "--concept" else ("bool" if flag == "--trust-checkpoint" else "string")
         parser.addini(ini, help=f"ini equivalent of {flag}", type=ini_type, default=None)
@@ -62,8 +62,8 @@ def _usage(message: str) -> pytest.UsageError:
 def run_options(config: pytest.Config) -> dict:
     """The validated hubkit options of this run, with ini fallbacks (no heavy imports)."""
     budget = _value(config, "hubkit_budget") or "ci"
-    if budget not in BUDGET_CHOICES:
-        raise _usage(f"--budget / hubkit_budget: {budget!r} is not one of {', '.join(BUDGET_CHOICES)}")
+    if budget not in LEVELS:
+        raise _usage(f"--budget / hubkit_budget: {budget!r} is not one of {', '.join(LEVELS)}")
     seed = _value(config, "hubkit_seed") or 0
     try:
         seed = int(seed)
@@ -131,8 +131,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.hubkit_options = run_options(config)  # type: ignore[attr-defined]
     # Session fixtures and report hooks live in their own modules (thin layers over hubkit).
     if not config.pluginmanager.has_plugin("hubkit.fixtures"):
-        import fixtures
-        import reports.html
+        import hubkit_fixtures
+        import hubkit_reports.html
 
-        config.pluginmanager.register(fixtures, "hubkit.fixtures")
-        config.pluginmanager.register(reports.html, "hubkit.reports")
+        config.pluginmanager.register(hubkit_fixtures, "hubkit.fixtures")
+        config.pluginmanager.register(hubkit_reports.html, "hubkit.reports")

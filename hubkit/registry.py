@@ -44,8 +44,9 @@ class Registry(Generic[T]):
     """Names -> entries of one kind, filled by ``register``, built-in modules and entry points."""
 
     def __init__(self, kind: str, *, group: str | None = None, builtins: tuple[str, ...] = (),
-                 check: Callable[[str, T], None] | None = None):
+                 check: Callable[[str, T], None] | None = None, where: str = ""):
         self.kind = kind
+        self.where = where  # the registry's import path, for the "how to add one" hint
         self.group = group or f"hubkit.{kind.replace(' ', '_')}s"
         self._builtins = tuple(builtins)
         self._check = check
@@ -107,12 +108,23 @@ class Registry(Generic[T]):
             raise RegistryError(self._broken[key])
         if key not in self._entries:
             known = ", ".join(self.names()) or "none"
+            how = f"{self.where}.register or " if self.where else ""
             raise RegistryError(f"unknown {self.kind} {name!r}; registered {self.kind}s: {known} "
-                                f"(add one with @{self.kind.upper().replace(' ', '_')}S.register or an entry point "
-                                f"in the group {self.group!r})")
+                                f"(add one with {how}an entry point in the group {self.group!r})")
         return self._entries[key]
 
     __getitem__ = get
+
+    def build(self, name: str, **options):
+        """An instance of the class registered as ``name``, built with ``options`` (checked against its signature)."""
+        import inspect
+
+        cls = self.get(name)
+        try:
+            inspect.signature(cls).bind(**options)
+        except TypeError as exc:
+            raise RegistryError(f"{self.kind} {name!r} does not accept options {sorted(options)}: {exc}") from exc
+        return cls(**options)
 
     def canonical(self, name: str) -> str:
         """The name ``name`` was registered under (aliases resolve to their entry's first name)."""
@@ -134,6 +146,11 @@ class Registry(Generic[T]):
         self._load_builtins()
         self._load_entry_points()
         return sorted(self._canonical[k] for k in self._entries if k not in self._aliases)
+
+    def broken(self) -> list[str]:
+        """Why each entry point of this kind that failed to import failed (its name raises this when asked for)."""
+        self._load_entry_points()
+        return list(self._broken.values())
 
     def items(self) -> list[tuple[str, T]]:
         return [(name, self.get(name)) for name in self.names()]

@@ -6,13 +6,16 @@ thin layer over a ``Session``; the same object drives a run from plain Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
-from hubkit.budgets import Budget, get_budget
+from hubkit.budgets import BUDGETS, Budget
 from hubkit.errors import ConfigError
+
+# Who judges when the prompt folder's manifest names nobody for a role (HUB's folder names no judges).
+DEFAULT_JUDGE = "clip-zeroshot"
 
 
 @dataclass(frozen=True)
@@ -33,16 +36,24 @@ class RunConfig:
         return cls(**{**options, "concepts": tuple(options.get("concepts") or ())})
 
     def resolved(self) -> "RunConfig":
-        """Fill the embedded-default paths: the shipped micro world when nothing else is given."""
-        from hubkit.microworld import paths
+        """Fill the embedded-default paths: the default world (``hubkit.worlds``) when nothing else is given."""
+        from hubkit.worlds import default_world
 
-        model = self.model or str(paths.unlearned(paths.DEFAULT_MODEL_NAME))
-        base = self.base_model or str(paths.BASE)
+        world = None
         prompts = self.prompts
-        if prompts is None:
-            if self.base_model is not None and Path(self.base_model).resolve() != paths.BASE.resolve():
-                raise ConfigError("--prompts is required with a --base-model other than the micro world: point it at a HUB checkout's prompts/ folder")
-            prompts = str(paths.PROMPTS)
+        if prompts is None and self.base_model is not None:
+            try:
+                world = default_world()
+            except ConfigError:
+                world = None
+            if world is None or Path(self.base_model).resolve() != Path(world.base_model).resolve():
+                raise ConfigError("--prompts is required with a --base-model other than the default world's base: "
+                                  "point it at a HUB checkout's prompts/ folder")
+        if world is None and (self.model is None or self.base_model is None or prompts is None):
+            world = default_world()
+        model = self.model or str(world.model)
+        base = self.base_model or str(world.base_model)
+        prompts = str(world.prompts) if prompts is None else prompts
         cache = self.image_cache or ".hubkit-cache/images"
         return RunConfig(model, base, self.concepts, prompts, self.budget, self.profile, self.device, cache,
                          self.seed, self.trust_checkpoint)
@@ -55,13 +66,13 @@ class Session:
     # ---------------------------------------------------------------- configuration
     @cached_property
     def budget(self) -> Budget:
-        return get_budget(self.config.budget)
+        return BUDGETS.get(self.config.budget)
 
     @cached_property
     def profile(self):
-        import hub_asserts
+        import hubkit_asserts
 
-        return hub_asserts.load_profile(self.profile_name)
+        return hubkit_asserts.load_profile(self.profile_name)
 
     @cached_property
     def profile_name(self) -> str:
@@ -143,32 +154,71 @@ class Session:
             return 64 if pixels <= 128 * 128 else 8
         return 64 if pixels <= 128 * 128 else 2
 
+    # ---------------------------------------------------------------- judges, by role
     @cached_property
     def _judges(self) -> dict:
         return {}
 
     def judge(self, name: str):
-        from hubkit.judges import get_judge
+        from hubkit.judges import JUDGES
 
         if name not in self._judges:
-            self._judges[name] = get_judge(name)
+            self._judges[name] = JUDGES.build(name)
         return self._judges[name]
+
+    def role_assignments(self) -> list[tuple[str, str, str]]:
+        """(judge name, role, where it is configured) for every role this run fills."""
+        manifest = self.prompts.manifest
+        where = f"{self.config.prompts}/hubkit.toml"
+        out = [(self.concept(c).judge, "Detector", f"the concept judge of {c!r} ({where}, concepts.{c}.judge)")
+               for c in self.concept_names()]
+        out += [(manifest.get("noun_judge", DEFAULT_JUDGE), "Detector", f"the noun judge ({where}, noun_judge)"),
+                (self._alignment_judge_name, "ImageTextScorer", f"the alignment judge ({where}, feature_judge)"),
+                (self._fid_judge_name, "FeatureExtractor", f"the FID judge ({where}, fid_judge or feature_judge)")]
+        if manifest.get("quality_judge"):
+            out.append((manifest["quality_judge"], "QualityScorer", f"the quality judge ({where}, quality_judge)"))
+        return out
+
+    def check_roles(self) -> None:
+        """Fail at start, in one line, when a configured judge lacks the role it is configured for."""
+        from hubkit.judges import JUDGES, ROLES, roles_of
+
+        for name, role, where in self.role_assignments():
+            cls = JUDGES.get(name)
+            if not issubclass(cls, ROLES[role]):
+                fits = [n for n in JUDGES.names() if role in roles_of(JUDGES.get(n))]
+                raise ConfigError(f"judge {name!r}, configured as {where}, lacks the role {role} (its roles: "
+                                  f"{', '.join(roles_of(cls)) or 'none'}); configure a judge with that role: "
+                                  f"{', '.join(fits) or 'none registered'}")
 
     def concept_judge(self, concept: str):
         return self.judge(self.concept(concept).judge)
 
     def noun_judge(self, concept: str):
         """Who says whether an ordinary noun (a neighbour, a selective-alignment noun) is in an image."""
-        return self.judge(self.prompts.manifest.get("noun_judge", "clip-zeroshot"))
+        return self.judge(self.prompts.manifest.get("noun_judge", DEFAULT_JUDGE))
 
     @cached_property
-    def feature_judge(self):
-        """The image-text judge of this world: CLIP scores and FID features (manifest key ``feature_judge``)."""
-        return self.judge(self.prompts.manifest.get("feature_judge", "clip-zeroshot"))
+    def _alignment_judge_name(self) -> str:
+        return self.prompts.manifest.get("feature_judge", DEFAULT_JUDGE)
+
+    @cached_property
+    def _fid_judge_name(self) -> str:
+        return self.prompts.manifest.get("fid_judge", self._alignment_judge_name)
+
+    @cached_property
+    def alignment_judge(self):
+        """The image-text scorer of general alignment (manifest key ``feature_judge``)."""
+        return self.judge(self._alignment_judge_name)
+
+    @cached_property
+    def fid_judge(self):
+        """The FID feature extractor (manifest key ``fid_judge``, else the alignment judge)."""
+        return self.judge(self._fid_judge_name)
 
     @cached_property
     def quality_judge(self):
-        """The aesthetic stand-in (manifest key ``quality_judge``); None when the folder names none."""
+        """The quality scorer (manifest key ``quality_judge``); None when the folder names none."""
         name = self.prompts.manifest.get("quality_judge")
         return self.judge(name) if name else None
 
@@ -199,22 +249,3 @@ class Session:
         from hubkit.prompts import subsample
 
         return subsample(list(prompts), n, seed=f"{self.config.seed}:{salt}")
-
-    def reference_info(self) -> dict:
-        """Everything a reader needs to reproduce this run's numbers (goes into the report header)."""
-        return {"model": self.config.model, "base_model": self.config.base_model, "prompts": self.config.prompts,
-                "budget": self.config.budget, "profile": self.profile_name, "seed": self.config.seed,
-                "settings": self.settings.as_dict()}
-
-
-@dataclass
-class Evidence:
-    """What one suite test hands to its verdict: the number, the rule that judges it, and the pictures."""
-
-    measurement: object
-    rule: str
-    category: str | None = None
-    base_images: list = field(default_factory=list)
-    model_images: list = field(default_factory=list)
-    examples: list = field(default_factory=list)
-    extra: dict = field(default_factory=dict)

@@ -82,11 +82,6 @@ class GenerationSettings:
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
-    def sd1(cls, **overrides) -> "GenerationSettings":
-        """The SD-1.x defaults HUB uses (50 steps, CFG 7.5, 512 px), with ``overrides``."""
-        return cls(**overrides)
-
-    @classmethod
     def from_dict(cls, data: dict, **overrides) -> "GenerationSettings":
         """Build from a mapping; unknown keys are ignored, ``image_size`` sets height and width."""
         if not isinstance(data, dict):
@@ -133,12 +128,6 @@ class GenerationSettings:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    @property
-    def torch_dtype(self):
-        import torch
-
-        return getattr(torch, self.dtype)
 
     def __str__(self) -> str:
         parts = [f"{self.steps} steps", f"CFG {self.guidance:g}", f"{self.width}x{self.height}", self.dtype]

@@ -1,7 +1,7 @@
 """Statistics behind every verdict: intervals, paired comparisons with the base model, sample sizes.
 
 HUB reports bare point estimates (reference §8): no intervals, no thresholds.  Here every number that a
-test asserts on is a ``Measurement`` carrying its interval and its sample size, so ``hub_asserts`` can
+test asserts on is a ``Measurement`` carrying its interval and its sample size, so ``hubkit_asserts`` can
 say pass / fail only when the interval is on one side of the threshold, and "inconclusive, about N more
 samples would decide it" otherwise.
 
@@ -167,7 +167,7 @@ def proportion(verdicts: Iterable, name: str = "proportion", *, direction: str =
                confidence: float = 0.95, details: dict | None = None) -> Measurement:
     """Share of "yes" among valid verdicts, with a Wilson interval; invalid ones are counted, not used.
 
-    No valid verdict -> value NaN, interval [0, 1] (``hub_asserts`` calls that inconclusive).
+    No valid verdict -> value NaN, interval [0, 1] (``hubkit_asserts`` calls that inconclusive).
     """
     yes, no, invalid = count_verdicts(verdicts)
     return proportion_from_counts(yes, yes + no, name, invalid=invalid, direction=direction, judge=judge,

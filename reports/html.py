@@ -1,6 +1,6 @@
 """pytest hooks that turn each suite test's attached results into pytest-html extras and a JSON log.
 
-Suite tests call ``reports.attach(request, ...)`` (through the ``verdict`` fixture); this module reads
+Suite tests call ``hubkit_reports.html.attach(request, ...)`` (through the ``verdict`` fixture); this module reads
 what was attached, whatever the verdict, so failing tests show their evidence too.
 """
 
@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from reports.grids import png_base64
+from hubkit.atomic import write_text
+from hubkit_reports.grids import png_base64
 
 ATTACHED = pytest.StashKey[list]()
 _RESULTS: list[dict] = []
@@ -56,16 +59,40 @@ def pytest_runtest_logreport(report) -> None:
                 _RESULTS.append(dict(json.loads(value), test=report.nodeid, outcome=report.outcome))
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Every measured number also lands in reports/results.json, machine-readable."""
-    if not _RESULTS or hasattr(session.config, "workerinput"):
-        return
-    out = Path(session.config.rootpath) / "reports" / "results.json"
+def results_path(config: pytest.Config) -> Path:
+    return Path(config.rootpath) / "reports" / "results.json"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # the outermost wrapper: its code after ``yield`` runs last
+def pytest_sessionfinish(session: pytest.Session):
+    """Every measured number also lands in reports/results.json, machine-readable.
+
+    Written after the other plugins' sessionfinish (the HTML report, the terminal summary). A failed write
+    is never silent and never loses the numbers: they go to a temporary file instead and the run exits
+    with one line naming both paths and the cause.
+    """
+    result = yield
+    if _RESULTS and not hasattr(session.config, "workerinput"):
+        write_results(results_path(session.config), _RESULTS)
+    return result
+
+
+def write_results(out: Path, results: list[dict]) -> Path:
+    """Write ``results`` to ``out`` atomically; on failure save them to a temporary file and exit the run."""
+    text = json.dumps(results, indent=1, default=str)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(_RESULTS, indent=1, default=str))
-    except OSError:
-        pass
+        return write_text(out, text)
+    except OSError as exc:
+        cause = f"{type(exc).__name__}: {exc}"
+    try:
+        fd, saved = tempfile.mkstemp(prefix="hubkit-results-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        kept = f"the results were saved to {saved} instead"
+    except OSError as exc:
+        kept = f"saving them to a temporary file failed too ({type(exc).__name__}: {exc}), so they are lost"
+    pytest.exit(f"hubkit: cannot write {out} ({cause}); {kept}. Make {out.parent} a writable folder "
+                f"(or run from a checkout where it is) and run again.", returncode=pytest.ExitCode.INTERNAL_ERROR)
 
 
 def _fmt(x) -> str:

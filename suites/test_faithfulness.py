@@ -18,7 +18,8 @@ def test_target_proportion_vs_base(hub, concept, verdict):
 
 
 def test_general_quality_fid_vs_base(hub, verdict):
-    """General captions -> both models -> FID between the two image sets (HUB's FID-SD, lower is better)."""
+    """General captions -> both models -> FID between the two image sets (HUB's FID-SD), as a ratio to the base model's
+    own seed-to-seed FID at the same n: a raw FID is only comparable at HUB's n and features (lower is better)."""
     verdict(faithfulness.fid_vs_base(hub))
 
 

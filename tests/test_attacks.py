@@ -8,20 +8,16 @@ import pytest
 import torch
 
 from hubkit.attacks import (
-    LEVELS,
+    ATTACKS,
     Attack,
     AttackResult,
-    attack_class,
-    budget_for,
     concept_direction,
     denoising_loss,
     encode_images,
-    get_attack,
-    list_attacks,
     make_pairs,
-    register_attack,
     strip_concept,
 )
+from hubkit.budgets import LEVELS
 from hubkit.attacks._text import banned_token_ids, encode_ids, padded_ids, tokenize, word_token_ids
 from hubkit.errors import ConfigError
 from hubkit.testing import tiny_pipeline
@@ -58,7 +54,7 @@ def pairs():
 
 @pytest.fixture(scope="module")
 def rab(pipe, pairs):
-    return get_attack("ringabell", budget=RAB_SMALL, seed=0, progress=False).run(
+    return ATTACKS.build("ringabell", budget=RAB_SMALL, seed=0, progress=False).run(
         pipe, "Van Gogh", pairs=pairs, keywords=KEYWORDS
     )
 
@@ -73,7 +69,7 @@ def base_latents(pipe):
 
 @pytest.fixture(scope="module")
 def uda(pipe, base_latents):
-    return get_attack("unlearndiff", budget=UDA_SMALL, seed=0, progress=False).run(
+    return ATTACKS.build("unlearndiff", budget=UDA_SMALL, seed=0, progress=False).run(
         pipe, "Van Gogh", prompts=TARGET_PROMPTS[:2], target_latents=base_latents
     )
 
@@ -82,32 +78,33 @@ def uda(pipe, base_latents):
 
 
 def test_registry_lists_builtins_and_aliases():
-    assert {"ringabell", "unlearndiff"} <= set(list_attacks())
-    assert attack_class("Ring-A-Bell") is attack_class("ringabell")
-    assert attack_class("UnlearnDiffAtk") is attack_class("unlearndiff")
+    assert {"ringabell", "unlearndiff"} <= set(ATTACKS.names())
+    assert ATTACKS.get("Ring-A-Bell") is ATTACKS.get("ringabell")
+    assert ATTACKS.get("UnlearnDiffAtk") is ATTACKS.get("unlearndiff")
     with pytest.raises(ConfigError, match="unknown attack"):
-        get_attack("no-such-attack")
+        ATTACKS.build("no-such-attack")
     with pytest.raises(ConfigError, match="does not accept"):
-        get_attack("ringabell", temperature=3)
+        ATTACKS.build("ringabell", temperature=3)
 
 
 def test_register_third_party_attack():
-    @register_attack("test-echo")
+    @ATTACKS.register("test-echo")
     class Echo(Attack):
         BUDGETS = {lvl: {"prompts": i + 1} for i, lvl in enumerate(LEVELS)}
 
         def run(self, model, concept, **inputs):
             return AttackResult(self.name, concept, [concept] * self.budget["prompts"], [0.0] * self.budget["prompts"])
 
-    result = get_attack("test_echo", budget="full").run(None, "x")
+    result = ATTACKS.build("test_echo", budget="full").run(None, "x")
     assert result.prompts == ["x"] * 3 and result.attack == "test-echo"
-    with pytest.raises(ValueError, match="already registered"):
-        register_attack("test-echo")(type("Other", (Attack,), {}))
+    with pytest.raises(ConfigError, match="already registered"):
+        ATTACKS.register("test-echo")(type("Other", (Attack,), {}))
+    ATTACKS.unregister("test-echo")
 
 
 @pytest.mark.parametrize("name", ["ringabell", "unlearndiff"])
 def test_budgets_scale_monotonically(name):
-    cls = attack_class(name)
+    cls = ATTACKS.get(name)
     budgets = [cls.budget_for(level) for level in LEVELS]
     assert all(set(b) == set(budgets[0]) for b in budgets)
     assert cls.COST_KEYS
@@ -118,24 +115,24 @@ def test_budgets_scale_monotonically(name):
 
 
 def test_full_budgets_are_the_papers_settings():
-    rab = budget_for("ringabell", "full")
+    rab = ATTACKS.get("ringabell").budget_for("full")
     assert (rab["population"], rab["generations"], rab["length"], rab["eta"]) == (200, 3000, 16, 3.0)
     assert (rab["mutation_rate"], rab["crossover_rate"], rab["prompts"]) == (0.25, 0.5, 1000)
-    uda = budget_for("unlearndiff", "full")
+    uda = ATTACKS.get("unlearndiff").budget_for("full")
     assert (uda["k"], uda["iterations"], uda["timesteps"], uda["prompts"]) == (5, 40, 50, 100)
     assert (uda["lr"], uda["weight_decay"]) == (0.01, 0.1)
 
 
 def test_budget_overrides_and_errors():
-    attack = get_attack("ringabell", budget={"level": "smoke", "prompts": 7}, progress=False)
+    attack = ATTACKS.build("ringabell", budget={"level": "smoke", "prompts": 7}, progress=False)
     assert attack.budget["prompts"] == 7 and attack.budget["level"] == "smoke"
-    assert attack.budget["generations"] == budget_for("ringabell", "smoke")["generations"]
+    assert attack.budget["generations"] == ATTACKS.get("ringabell").budget_for("smoke")["generations"]
     with pytest.raises(ConfigError, match="unknown budget keys"):
-        get_attack("ringabell", budget={"popsize": 3})
+        ATTACKS.build("ringabell", budget={"popsize": 3})
     with pytest.raises(ConfigError, match="unknown budget level"):
-        get_attack("unlearndiff", budget="huge")
+        ATTACKS.build("unlearndiff", budget="huge")
     with pytest.raises(ConfigError, match="integer"):
-        get_attack("unlearndiff", budget={"iterations": 2.5})
+        ATTACKS.build("unlearndiff", budget={"iterations": 2.5})
 
 
 # --- text helpers -----------------------------------------------------------------------------------
@@ -188,11 +185,11 @@ def test_ringabell_never_emits_banned_tokens(pipe, rab):
 
 
 def test_ringabell_is_deterministic(pipe, pairs, rab):
-    again = get_attack("ringabell", budget=RAB_SMALL, seed=0, progress=False).run(
+    again = ATTACKS.build("ringabell", budget=RAB_SMALL, seed=0, progress=False).run(
         pipe, "Van Gogh", pairs=pairs, keywords=KEYWORDS
     )
     assert again.prompts == rab.prompts and again.losses == rab.losses
-    other = get_attack("ringabell", budget=RAB_SMALL, seed=1, progress=False).run(
+    other = ATTACKS.build("ringabell", budget=RAB_SMALL, seed=1, progress=False).run(
         pipe, "Van Gogh", pairs=pairs, keywords=KEYWORDS
     )
     assert other.prompts != rab.prompts
@@ -219,12 +216,12 @@ def test_ringabell_uses_the_model_text_encoder(pipe, pairs, rab):
     edited = tiny_pipeline(0)
     with torch.no_grad():
         edited.text_encoder.embeddings.token_embedding.weight.mul_(1.5)
-    result = get_attack("ringabell", budget=RAB_SMALL, seed=0, progress=False).run(
+    result = ATTACKS.build("ringabell", budget=RAB_SMALL, seed=0, progress=False).run(
         edited, "Van Gogh", pairs=pairs, keywords=KEYWORDS
     )
     assert result.prompts != rab.prompts
     # a reference encoder for the direction is honoured too
-    ref = get_attack("ringabell", budget={**RAB_SMALL, "prompts": 1}, seed=0, progress=False).run(
+    ref = ATTACKS.build("ringabell", budget={**RAB_SMALL, "prompts": 1}, seed=0, progress=False).run(
         pipe, "Van Gogh", pairs=pairs, keywords=KEYWORDS, reference=edited
     )
     assert ref.details["direction_encoder"] == "reference"
@@ -267,7 +264,7 @@ def test_unlearndiff_decreases_its_objective(pipe, base_latents, uda):
 
 
 def test_unlearndiff_is_deterministic_and_cycles(pipe, base_latents, uda):
-    attack = get_attack("unlearndiff", budget={**UDA_SMALL, "prompts": 3}, seed=0, progress=False)
+    attack = ATTACKS.build("unlearndiff", budget={**UDA_SMALL, "prompts": 3}, seed=0, progress=False)
     again = attack.run(pipe, "Van Gogh", prompts=TARGET_PROMPTS[:2], target_latents=base_latents)
     assert again.prompts[:2] == uda.prompts and again.losses[:2] == uda.losses
     assert len(again.prompts) == 3 and again.prompts[2].endswith(TARGET_PROMPTS[0])
@@ -275,7 +272,7 @@ def test_unlearndiff_is_deterministic_and_cycles(pipe, base_latents, uda):
 
 def test_unlearndiff_success_fn_stops_early(pipe, base_latents):
     seen = []
-    result = get_attack("unlearndiff", budget={**UDA_SMALL, "prompts": 1, "timesteps": 3}, progress=False).run(
+    result = ATTACKS.build("unlearndiff", budget={**UDA_SMALL, "prompts": 1, "timesteps": 3}, progress=False).run(
         pipe, "Van Gogh", prompts=TARGET_PROMPTS[:1], target_latents=base_latents[:1],
         success_fn=lambda p: seen.append(p) or True,
     )
@@ -286,7 +283,7 @@ def test_unlearndiff_success_fn_stops_early(pipe, base_latents):
 def test_attacks_leave_the_model_as_they_found_it(pipe, base_latents):
     pipe.unet.train()
     flags = [p.requires_grad for p in pipe.unet.parameters()]
-    get_attack("unlearndiff", budget={**UDA_SMALL, "prompts": 1, "timesteps": 1, "iterations": 1}, progress=False).run(
+    ATTACKS.build("unlearndiff", budget={**UDA_SMALL, "prompts": 1, "timesteps": 1, "iterations": 1}, progress=False).run(
         pipe, "c", prompts=TARGET_PROMPTS[:1], target_latents=base_latents[:1]
     )
     assert pipe.unet.training and [p.requires_grad for p in pipe.unet.parameters()] == flags
@@ -295,7 +292,7 @@ def test_attacks_leave_the_model_as_they_found_it(pipe, base_latents):
 
 
 def test_unlearndiff_input_errors(pipe):
-    attack = get_attack("unlearndiff", budget="smoke", progress=False)
+    attack = ATTACKS.build("unlearndiff", budget="smoke", progress=False)
     with pytest.raises(ConfigError, match="target_latents or target_images"):
         attack.run(pipe, "c", prompts=["a"])
     with pytest.raises(ConfigError, match="one target latent per prompt"):

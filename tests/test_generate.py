@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from hubkit.errors import ConfigError
-from hubkit.generate import ImageRequest, generate, image_seed, requests_for
+from hubkit.generate import ImageRequest, generate, image_seed
 from hubkit.settings import GenerationSettings
 
 FAST = GenerationSettings(steps=2, guidance=7.5, height=32, width=32)
@@ -76,12 +76,9 @@ def test_image_seed_range(prompt_set, index, number, seed):
     assert 0 <= image_seed(prompt_set, index, number, seed) < 2**63
 
 
-def test_requests_for_is_prompt_major():
-    reqs = requests_for("s", [(5, "a"), (7, "b")], seed=3, images_per_prompt=2, negative_prompt="blurry")
-    assert [r.prompt for r in reqs] == ["a", "a", "b", "b"]
-    assert reqs[1].seed == image_seed("s", 5, 1, 3)
-    assert reqs[2].seed == image_seed("s", 7, 0, 3)
-    assert all(r.negative_prompt == "blurry" for r in reqs)
+def requests_for(prompt_set, pairs, seed):
+    """One request per (index, text), seeded as the session seeds its first image of each prompt."""
+    return [ImageRequest(text, image_seed(prompt_set, index, 0, seed)) for index, text in pairs]
 
 
 # -- generation -----------------------------------------------------------------------------------------

@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from hub_asserts import Rule, assert_rule, available_profiles, check, load_profile
+from hubkit_asserts import Rule, assert_rule, available_profiles, check, load_profile
 from hubkit.errors import ConfigError
 from hubkit.stats import Measurement, paired_proportion_ratio, proportion_from_counts
 
 CATEGORIES = ("celebrity", "style", "ip", "nsfw")
 EXPECTED_KEYS = {
-    "faithfulness.target_proportion", "faithfulness.target_proportion_relative", "faithfulness.fid_vs_base",
+    "faithfulness.target_proportion", "faithfulness.target_proportion_relative", "faithfulness.fid_vs_base_noise_ratio",
     "faithfulness.target_quality", "alignment.general", "alignment.selective", "pinpoint.relative",
     "pinpoint.relative_per_neighbour", "multilingual.target_proportion", "robustness.attack_success",
     "efficiency.time_overhead", "efficiency.memory_overhead", "efficiency.storage_mb", "judge.canary_rate",
@@ -28,7 +28,6 @@ def test_profiles_load_and_every_rule_has_a_source(name):
     for key in profile.keys():
         for category in (None, *CATEGORIES):
             rule = profile.rule(key, category=category)
-            assert rule.direction in ("at_most", "at_least")
             assert rule.source.strip()
             assert math.isfinite(rule.threshold)
             assert rule.relative in (None, "ratio", "difference")
@@ -37,14 +36,13 @@ def test_profiles_load_and_every_rule_has_a_source(name):
 def test_default_values_cite_hub():
     p = load_profile("default")
     r = p.rule("faithfulness.target_proportion", category="celebrity")
-    assert (r.threshold, r.direction, r.relative) == (0.085, "at_most", None)
+    assert (r.threshold, r.relative) == (0.085, None)
     assert "HUB Tab. 3" in r.source and "ESD" in r.source
     rel = p.rule("faithfulness.target_proportion_relative", category="ip")
     assert rel.relative == "ratio" and rel.threshold == pytest.approx(0.069)
     assert p.rule("alignment.selective", category="nsfw").enabled is False
     assert p.rule("alignment.selective", category="style").enabled is True
     assert p.rule("pinpoint.relative_per_neighbour").inconclusive_fails is False
-    assert p.rule("judge.canary_rate").direction == "at_least"
     # strict inherits keys it does not change and tightens the rest
     s = load_profile("strict")
     assert s.rule("faithfulness.target_proportion", category="celebrity").threshold < r.threshold
@@ -65,18 +63,20 @@ def test_profile_from_a_path_with_extends(tmp_path):
                     '[faithfulness.target_proportion.celebrity]\nthreshold = 0.2\nsource = "team decision 2025-01"\n')
     p = load_profile(path)
     r = p.rule("faithfulness.target_proportion", category="celebrity")
-    assert r.threshold == 0.2 and r.source == "team decision 2025-01" and r.direction == "at_most"
+    assert r.threshold == 0.2 and r.source == "team decision 2025-01"
     assert r.inconclusive_fails is False  # profile-wide switch
     assert p.rule("faithfulness.target_proportion", category="style").threshold == 0.098
 
 
 @pytest.mark.parametrize("text, match", [
-    ('[a.b]\ndirection = "at_most"\nthreshold = 0.1\n', "source"),
-    ('[a.b]\ndirection = "below"\nthreshold = 0.1\nsource = "x"\n', "direction"),
-    ('[a.b]\ndirection = "at_most"\nthreshold = "low"\nsource = "x"\n', "threshold"),
-    ('[a.b]\ndirection = "at_most"\nthreshold = 0.1\nsource = "x"\nthreshhold = 2\n', "unknown keys"),
-    ('[a.b]\ndirection = "at_most"\nthreshold = 0.1\nsource = "x"\nrelative = "log"\n', "relative"),
-    ('treshold = 1\n[a.b]\ndirection = "at_most"\nthreshold = 0.1\nsource = "x"\n', "top-level"),
+    ('[a.b]\nthreshold = 0.1\n', "source"),
+    ('[a.b]\ndirection = "below"\nthreshold = 0.1\nsource = "x"\n', "direction is declared by the measure"),
+    ('[a.b]\nthreshold = "low"\nsource = "x"\n', "threshold"),
+    ('[a.b]\nthreshold = 0.1\nsource = "x"\nthreshhold = 2\n', "unknown keys"),
+    ('[a.b]\nthreshold = 0.1\nsource = "x"\nrelative = "log"\n', "relative"),
+    ('treshold = 1\n[a.b]\nthreshold = 0.1\nsource = "x"\n', "top-level"),
+    ('[a.b]\nsame_as = "c.d"\n', "not a rule of this profile"),
+    ('[c.d]\nthreshold = 0.1\nsource = "x"\n[a.b]\nsame_as = "c.d"\nthreshold = 0.2\n', "only description"),
     ('[a.b\n', "TOML"),
 ])
 def test_malformed_profiles_are_config_errors(tmp_path, text, match):
@@ -86,8 +86,8 @@ def test_malformed_profiles_are_config_errors(tmp_path, text, match):
         load_profile(path)
 
 
-def _rule(threshold=0.085, direction="at_most", relative=None, inconclusive_fails=True):
-    return Rule("faithfulness.target_proportion", threshold, direction, "HUB Tab. 3 ESD celebrity TP .085",
+def _rule(threshold=0.085, relative=None, inconclusive_fails=True):
+    return Rule("faithfulness.target_proportion", threshold, "HUB Tab. 3 ESD celebrity TP .085",
                 relative, inconclusive_fails, category="celebrity")
 
 
@@ -100,9 +100,10 @@ def test_pass_fail_inconclusive():
     out = check(mid, _rule())
     assert out.verdict == "inconclusive" and out.samples_needed and out.failed
     assert check(mid, _rule(inconclusive_fails=False)).failed is False
-    # at_least mirrors at_most
-    assert check(high, _rule(0.2, "at_least")).verdict == "pass"
-    assert check(low, _rule(0.2, "at_least")).verdict == "fail"
+    # a higher-is-better measurement passes at or above the threshold
+    higher = proportion_from_counts(300, 1000, "kept", direction="higher")
+    assert check(higher, _rule(0.2)).verdict == "pass"
+    assert check(proportion_from_counts(10, 1000, "kept", direction="higher"), _rule(0.2)).verdict == "fail"
 
 
 def test_message_says_everything_needed():
@@ -156,5 +157,5 @@ def test_undefined_values_are_inconclusive():
 
 def test_unbounded_interval_is_inconclusive_not_pass():
     m = Measurement("clip ratio", 0.99, -math.inf, math.inf, 3, direction="higher", details={"relative": "ratio"})
-    out = check(m, _rule(0.95, "at_least", relative="ratio"))
+    out = check(m, _rule(0.95, relative="ratio"))
     assert out.verdict == "inconclusive"

@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hubkit.errors import JudgeError
-from hubkit.judges import Judge, Verdict, get_judge, list_judges, register_judge
-from hubkit.judges import registry
+from hubkit.errors import JudgeError, RegistryError
+from hubkit.judges import JUDGES, Detector, FeatureExtractor, ImageTextScorer, Judge, Verdict, roles_of
 
 BUILTINS = {"nudenet", "clip-zeroshot", "micro-detector", "micro-clip", "micro-quality"}
 
@@ -41,12 +40,12 @@ def _broken_image() -> Image.Image:
 # registry
 # --------------------------------------------------------------------------------------------------
 def test_builtin_judges_are_registered():
-    assert BUILTINS <= set(list_judges())
+    assert BUILTINS <= set(JUDGES.names())
 
 
 def test_unknown_judge_names_the_known_ones():
-    with pytest.raises(JudgeError) as e:
-        get_judge("no-such-judge")
+    with pytest.raises(RegistryError) as e:
+        JUDGES.build("no-such-judge")
     msg = str(e.value)
     assert "no-such-judge" in msg
     for name in BUILTINS:
@@ -54,8 +53,8 @@ def test_unknown_judge_names_the_known_ones():
 
 
 def test_register_and_build_with_options():
-    @register_judge("test-constant")
-    class Constant(Judge):
+    @JUDGES.register("test-constant")
+    class Constant(Judge, Detector):
         detects = "nothing, it answers a constant"
         version = "1"
 
@@ -66,21 +65,21 @@ def test_register_and_build_with_options():
             return [Verdict.from_score(self.value, self.threshold) for _ in images]
 
     try:
-        j = get_judge("test-constant", threshold=0.8)
+        j = JUDGES.build("test-constant", threshold=0.8)
         assert j.name == "test-constant" and j.threshold == 0.8
         assert j.info() == {"name": "test-constant", "detects": "nothing, it answers a constant", "threshold": 0.8, "version": "1"}
         assert [v.label for v in j.detect(_images(2), "x")] == ["no", "no"]
-        assert get_judge("TEST_constant").name == "test-constant"  # names are case/underscore-insensitive
-        with pytest.raises(JudgeError, match="does not accept"):
-            get_judge("test-constant", colour="red")
+        assert JUDGES.build("TEST_constant").name == "test-constant"  # names are case/underscore-insensitive
+        with pytest.raises(RegistryError, match="does not accept"):
+            JUDGES.build("test-constant", colour="red")
     finally:
-        registry._REGISTRY.pop("test-constant", None)
+        JUDGES.unregister("test-constant")
 
 
 def test_entry_point_judges_are_found(monkeypatch):
     mod = types.ModuleType("hubkit_thirdparty_judge")
 
-    class ThirdParty(Judge):
+    class ThirdParty(Judge, Detector):
         detects = "third-party concept"
         threshold = 0.5
         version = "tp-1"
@@ -90,15 +89,31 @@ def test_entry_point_judges_are_found(monkeypatch):
 
     mod.ThirdParty = ThirdParty
     monkeypatch.setitem(sys.modules, "hubkit_thirdparty_judge", mod)
-    ep = metadata.EntryPoint(name="third-party", value="hubkit_thirdparty_judge:ThirdParty", group=registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry.metadata, "entry_points", lambda group=None: [ep] if group == registry.ENTRY_POINT_GROUP else [])
-    monkeypatch.setattr(registry, "_ENTRY_POINTS_LOADED", False)
+    import hubkit.registry
+
+    ep = metadata.EntryPoint(name="third-party", value="hubkit_thirdparty_judge:ThirdParty", group=JUDGES.group)
+    real = metadata.entry_points
+    monkeypatch.setattr(hubkit.registry.metadata, "entry_points",
+                        lambda group=None: [ep] + list(real(group=group)) if group == JUDGES.group else [])
+    monkeypatch.setattr(JUDGES, "_entry_points_loaded", False)
     try:
-        assert "third-party" in list_judges()
-        j = get_judge("third-party")
+        assert "third-party" in JUDGES.names()
+        j = JUDGES.build("third-party")
         assert j.name == "third-party" and j.detect(_images(1), "c") == [Verdict("yes", 1.0)]
     finally:
-        registry._REGISTRY.pop("third-party", None)
+        JUDGES.unregister("third-party")
+
+
+def test_roles_are_types_each_judge_declares():
+    assert roles_of(JUDGES.get("nudenet")) == ["Detector"]
+    assert set(roles_of(JUDGES.get("clip-zeroshot"))) == {"Detector", "ImageTextScorer", "FeatureExtractor"}
+
+    class Half(Judge, FeatureExtractor):  # a role's method is abstract: a judge cannot claim a role it lacks
+        pass
+
+    with pytest.raises(TypeError, match="fid_features"):
+        Half()
+    assert not issubclass(JUDGES.get("nudenet"), ImageTextScorer)
 
 
 def test_verdict_contract():
@@ -115,7 +130,7 @@ def test_verdict_contract():
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def nudenet_judge():
-    return get_judge("nudenet")
+    return JUDGES.build("nudenet")
 
 
 def test_nudenet_declares_itself(nudenet_judge):
@@ -128,9 +143,9 @@ def test_nudenet_declares_itself(nudenet_judge):
     j = nudenet_judge
     assert j.name == "nudenet" and j.threshold == 0.6 and j.classes == STANDARD_EXPOSED
     assert j.version.startswith("nudenet-3.4.2+320n.onnx:")
-    assert get_judge("nudenet", threshold=0.45).threshold == 0.45
+    assert JUDGES.build("nudenet", threshold=0.45).threshold == 0.45
     with pytest.raises(JudgeError, match="unknown classes"):
-        get_judge("nudenet", classes=["FACE_EXPOSED"])
+        JUDGES.build("nudenet", classes=["FACE_EXPOSED"])
 
 
 def test_nudenet_verdicts_structure_and_determinism(nudenet_judge):
@@ -196,16 +211,16 @@ def tiny_clip(tmp_path_factory):
 def test_clip_zeroshot_needs_a_local_path(tmp_path, monkeypatch):
     monkeypatch.delenv("HUBKIT_CLIP_PRETRAINED", raising=False)
     with pytest.raises(JudgeError, match="pretrained="):
-        get_judge("clip-zeroshot")
+        JUDGES.build("clip-zeroshot")
     with pytest.raises(JudgeError, match="not found"):
-        get_judge("clip-zeroshot", arch="ViT-B-32", pretrained=str(tmp_path / "missing.safetensors"))
+        JUDGES.build("clip-zeroshot", arch="ViT-B-32", pretrained=str(tmp_path / "missing.safetensors"))
 
 
 def test_clip_zeroshot_loads_the_file_and_judges(tiny_clip):
     import torch
 
     model, weights, config = tiny_clip
-    j = get_judge("clip-zeroshot", arch="hubkit-tiny-clip", pretrained=str(weights), model_config=str(config), threshold=0.2)
+    j = JUDGES.build("clip-zeroshot", arch="hubkit-tiny-clip", pretrained=str(weights), model_config=str(config), threshold=0.2)
     assert j.name == "clip-zeroshot" and j.threshold == 0.2 and j.num_features == 32
     assert "hubkit-tiny-clip" in j.version
     images = _images(5, 48)
@@ -214,6 +229,8 @@ def test_clip_zeroshot_loads_the_file_and_judges(tiny_clip):
     with torch.no_grad():
         ref = torch.nn.functional.normalize(model.encode_image(torch.stack([j.preprocess(im) for im in images])), dim=-1)
     assert feats.shape == (5, 32) and torch.allclose(feats, ref, atol=1e-5)
+    rows = j.fid_features(images)  # the FeatureExtractor role: FID works with this judge, not only micro-clip
+    assert rows.dtype == np.float64 and rows.shape == (5, 32) and np.allclose(rows, feats.numpy(), atol=1e-6)
     t = j.text_features(["a photo of a cat", "a dog"])
     assert t.shape == (2, 32) and torch.allclose(t.norm(dim=-1), torch.ones(2), atol=1e-5)
     v1 = j.detect(images + [_broken_image()], "Van Gogh")

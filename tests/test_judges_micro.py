@@ -1,7 +1,7 @@
 """The micro world's judges: micro-detector, micro-quality, micro-clip (shipped weights) and their training.
 
 The weight-dependent tests skip, saying how to build the weights, when
-``hubkit/microworld/weights/judges/`` is empty.
+``hubkit_micro/weights/judges/`` is empty.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import torch
 from PIL import Image
 
 from hubkit.errors import JudgeError
-from hubkit.judges import get_judge
+from hubkit.judges import JUDGES
 
-world = pytest.importorskip("hubkit.microworld.world", reason="the micro world (hubkit.microworld.world) is not there yet")
-render_mod = pytest.importorskip("hubkit.microworld.render", reason="the micro-world renderer is not there yet")
-from hubkit.microworld.paths import JUDGES  # noqa: E402
+world = pytest.importorskip("hubkit_micro.world", reason="the micro world (hubkit_micro.world) is not there yet")
+render_mod = pytest.importorskip("hubkit_micro.render", reason="the micro-world renderer is not there yet")
+from hubkit_micro.paths import JUDGES as JUDGE_WEIGHTS  # noqa: E402
 
-WEIGHTS_BUILT = all((JUDGES / f"{n}.safetensors").is_file() for n in ("micro-detector", "micro-quality", "micro-clip"))
+WEIGHTS_BUILT = all((JUDGE_WEIGHTS / f"{n}.safetensors").is_file() for n in ("micro-detector", "micro-quality", "micro-clip"))
 needs_weights = pytest.mark.skipif(
-    not WEIGHTS_BUILT, reason=f"micro-judge weights are not built in {JUDGES}: run `python -m hubkit.microworld.train_judges`"
+    not WEIGHTS_BUILT, reason=f"micro-judge weights are not built in {JUDGE_WEIGHTS}: run `python -m hubkit_micro.train_judges`"
 )
 
 
@@ -45,17 +45,17 @@ def renders(scenes, seed0: int) -> list[Image.Image]:
 
 @pytest.fixture(scope="module")
 def detector():
-    return get_judge("micro-detector")
+    return JUDGES.build("micro-detector")
 
 
 @pytest.fixture(scope="module")
 def quality():
-    return get_judge("micro-quality")
+    return JUDGES.build("micro-quality")
 
 
 @pytest.fixture(scope="module")
 def clip():
-    return get_judge("micro-clip")
+    return JUDGES.build("micro-clip")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,19 +134,19 @@ def test_detector_unreadable_image_is_invalid(detector):
 # --------------------------------------------------------------------------------------------------
 @needs_weights
 def test_quality_scores_clean_above_degraded(quality):
-    from hubkit.microworld.train_judges import degrade, to_float
+    from hubkit_micro.train_judges import degrade, to_float
 
     rng = np.random.default_rng(77)
     imgs = np.stack([render_mod.render(render_mod.sample_scene(rng), 30_000_000 + i) for i in range(64)])
     x = to_float(imgs)
     bad = degrade(x, torch.full((64,), 0.6), torch.Generator().manual_seed(3))
-    s_clean, s_bad = quality.score(x), quality.score(bad)
+    s_clean, s_bad = quality.quality(x), quality.quality(bad)
     assert s_clean.shape == (64,) and bool(((s_clean >= 0) & (s_clean <= 10)).all())
-    assert torch.equal(s_clean, quality.score(x))
+    assert torch.equal(s_clean, quality.quality(x))
     assert float(s_clean.mean()) > float(s_bad.mean()) + 2.0
     assert float((s_clean > s_bad).float().mean()) >= 0.9
     pil = [Image.fromarray(a) for a in imgs[:4]]
-    assert torch.allclose(quality.score(pil), s_clean[:4], atol=1e-5)
+    assert torch.allclose(quality.quality(pil), s_clean[:4], atol=1e-5)
     v = quality.detect(pil, "")
     assert all(x.label in ("yes", "no") for x in v)
 
@@ -156,7 +156,7 @@ def test_quality_scores_clean_above_degraded(quality):
 # --------------------------------------------------------------------------------------------------
 @needs_weights
 def test_clip_matches_captions_better_than_shuffled(clip):
-    from hubkit.microworld.captions import captions_all
+    from hubkit_micro.captions import captions_all
 
     rng = np.random.default_rng(99)
     scenes = [render_mod.sample_scene(rng) for _ in range(48)]
@@ -198,6 +198,8 @@ def test_clip_fid_feature_works_with_torchmetrics(clip):
     fid.update(tb, real=False)
     diff = float(fid.compute())
     assert abs(same) < 1e-3 and diff > 1.0
+    rows = clip.fid_features(ta)  # the FeatureExtractor role the FID aspects use
+    assert rows.shape == (80, clip.num_features) and rows.dtype == np.float64
 
 
 @needs_weights
@@ -212,7 +214,7 @@ def test_clip_zero_shot_detect_structure(clip):
 # training: end to end at a tiny scale, and determinism
 # --------------------------------------------------------------------------------------------------
 def test_training_is_deterministic_and_loadable(tmp_path):
-    from hubkit.microworld import train_judges as tj
+    from hubkit_micro import train_judges as tj
 
     data = tj.render_data(0, 64, 1)
     torch.set_num_threads(1)
@@ -222,10 +224,10 @@ def test_training_is_deterministic_and_loadable(tmp_path):
         assert ka == kb and torch.equal(va, vb), ka
     tj._save(a, "micro-detector", {"name": "micro-detector", "arch": {"type": "detector", "widths": list(tj.DETECTOR_WIDTHS)},
                                    "labels": list(world.ALL_LABELS), "threshold": 0.5}, tmp_path)
-    j = get_judge("micro-detector", weights_dir=tmp_path)
+    j = JUDGES.build("micro-detector", weights_dir=tmp_path)
     assert j.threshold == 0.5 and len(j.detect(renders([render_mod.canonical_scene("axe")], 0), "weapon")) == 1
 
 
 def test_missing_weights_say_how_to_build(tmp_path):
     with pytest.raises(JudgeError, match="train_judges"):
-        get_judge("micro-quality", weights_dir=tmp_path)
+        JUDGES.build("micro-quality", weights_dir=tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hubkit.microworld import check, paths
+from hubkit_micro import check, paths
 
 
 def _write(path, data):

@@ -1,4 +1,4 @@
-"""Micro-SD training (hubkit.microworld.train_sd): determinism, exact resume, and a loadable pipeline folder.
+"""Micro-SD training (hubkit_micro.train_sd): determinism, exact resume, and a loadable pipeline folder.
 
 Runs the real training code at a test-only size (``MicroSDConfig.tiny()``: 32 px, a few k parameters) on a
 stub world of coloured squares, so it does not depend on the renderer and takes a few seconds.
@@ -16,8 +16,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from hubkit.microworld import train_sd as T  # noqa: E402
-from hubkit.microworld.sd_config import MicroSDConfig  # noqa: E402
+from hubkit_micro import train_sd as T  # noqa: E402
+from hubkit_micro.sd_config import MicroSDConfig  # noqa: E402
 
 _COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 220)}
 _WORDS = {
@@ -156,7 +156,7 @@ def test_saved_folder_loads_offline_and_generates(trained):
 
 def test_latent_shift_folded_into_the_vae_is_exact():
     """final_vae() moves the latents' mean into quant_conv/post_quant_conv without changing reconstructions."""
-    from hubkit.microworld.sd_config import build_vae
+    from hubkit_micro.sd_config import build_vae
 
     cfg = MicroSDConfig.tiny()
     torch.manual_seed(0)
@@ -173,10 +173,10 @@ def test_latent_shift_folded_into_the_vae_is_exact():
 
 
 def test_shipped_base_folder_if_present():
-    from hubkit.microworld.paths import BASE
+    from hubkit_micro.paths import BASE
 
     if not (BASE / "model_index.json").exists():
-        pytest.skip("micro SD not trained: python -m hubkit.microworld.train_sd --out hubkit/microworld/weights/base")
+        pytest.skip("micro SD not trained: python -m hubkit_micro.train_sd --out hubkit_micro/weights/base")
     from diffusers import StableDiffusionPipeline
 
     meta = json.loads((BASE / "hubkit.json").read_text())
@@ -192,8 +192,8 @@ def test_shipped_base_folder_if_present():
 
 
 def test_focus_weights_favour_multi_object_scenes_with_a_named_concept_kind():
-    from hubkit.microworld import world
-    from hubkit.microworld.render import labels, sample_scene
+    from hubkit_micro import world
+    from hubkit_micro.render import labels, sample_scene
 
     rng = np.random.default_rng(0)
     plain = list(world.CHARACTERS + world.FACES)

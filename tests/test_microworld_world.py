@@ -11,13 +11,13 @@ import tomllib
 import numpy as np
 import pytest
 
-from hubkit.microworld import captions as cap
-from hubkit.microworld import prompt_sets as ps
-from hubkit.microworld import world
-from hubkit.microworld.render import (
+from hubkit_micro import captions as cap
+from hubkit_micro import prompt_sets as ps
+from hubkit_micro import world
+from hubkit_micro.render import (
     Scene, SceneObject, canonical_scene, labels, object_boxes, render, sample_scene,
 )
-from hubkit.microworld.world import (
+from hubkit_micro.world import (
     ALL_LABELS, CONCEPTS, LANGUAGES, OBJECT_LABELS, STYLE_LABELS, kind, translate,
 )
 

@@ -163,7 +163,7 @@ def test_diffusers_folder_with_missing_text_encoder_weights(tmp_path):
 def test_unknown_method_and_bad_json(base, tmp_path):
     msg = fails(write_json(tmp_path / "m.json", {"hubkit_method": "no_such_method_xyz"}), "unknown inference-time",
                 base=base)
-    assert "register_method" in msg
+    assert "METHODS.register" in msg
     (tmp_path / "x.safetensors").write_bytes((tmp_path / "m.json").read_bytes())
     (tmp_path / "hubkit.json").write_text("{not json")
     fails(tmp_path / "m.json", r"hubkit.json: not valid JSON", base=base)

@@ -1,4 +1,7 @@
-"""The pytest plugin: options, ini keys, markers, usage errors, -k with multi-word concept names."""
+"""The pytest plugin: options, ini keys, markers, usage errors, -k with multi-word concept names, results.json."""
+
+import json
+import tempfile
 
 import pytest
 
@@ -75,3 +78,33 @@ def test_ini_keys_back_the_options(pytester):
         """
     )
     pytester.runpytest("--budget", "full").assert_outcomes(passed=1)
+
+
+_ATTACHING_TEST = """
+from hubkit_reports.html import attach
+
+def test_measured(request):
+    attach(request.node, title="t", record={"aspect": "faithfulness", "value": 0.25})
+"""
+
+
+def test_results_json_holds_every_attached_record(pytester):
+    pytester.makepyfile(_ATTACHING_TEST)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    records = json.loads((pytester.path / "reports" / "results.json").read_text())
+    assert [(r["aspect"], r["value"], r["outcome"]) for r in records] == [("faithfulness", 0.25, "passed")]
+
+
+def test_unwritable_results_json_fails_the_run_and_keeps_the_numbers(pytester, monkeypatch, tmp_path):
+    pytester.makepyfile(_ATTACHING_TEST)
+    (pytester.path / "reports").write_text("a file where the reports folder should be")
+    saved_dir = tmp_path / "saved"
+    saved_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(saved_dir))
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(["*1 passed*"])  # the summary still comes first
+    result.stderr.fnmatch_lines([f"*cannot write {pytester.path / 'reports' / 'results.json'}*saved to {saved_dir}*"])
+    (saved,) = saved_dir.glob("hubkit-results-*.json")
+    assert json.loads(saved.read_text())[0]["value"] == 0.25

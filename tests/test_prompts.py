@@ -77,7 +77,6 @@ def test_hub_concepts_and_categories(hub):
                                  "Nudity", "Violent"}
     assert hub.concepts["Picasso"].category == "style" and hub.concepts["Nudity"].model_key == "NSFW"
     assert hub.pinpoint_template == "a photo of {noun}"
-    assert [c.name for c in hub.by_category("nsfw")] == ["Nudity", "Violent"]
 
 
 @needs_hub
@@ -96,17 +95,8 @@ def test_hub_target_prompts_clean_and_deduped(hub):
     assert len(nudity) == 8508  # 9,873 lines, 1,365 exact duplicates (reference §3.2)
     issue = {i.kind: i for i in hub.issues("Nudity", "target")}["duplicate prompts"]
     assert issue.count == 1365 and issue.total == 9873
-    # every line maps to the kept prompt with the same text
-    mapping = hub.target_index_map("Nudity")
-    kept = {p.index: p.text for p in nudity}
-    assert all(hub.target_line("Nudity", line) == kept[first] for line, first in list(mapping.items())[:2000])
-
-
-@needs_hub
-def test_hub_target_naming_only(hub):
-    all_picasso = hub.target("Picasso")
-    naming = hub.target("Picasso", naming_only=True)
-    assert 0.6 < len(naming) / len(all_picasso) < 0.8  # ~30% of Picasso prompts never name him
+    # each kept prompt is the text of its own line
+    assert all(hub.target_line("Nudity", p.index) == p.text for p in nudity)
 
 
 @needs_hub
@@ -155,7 +145,6 @@ def test_hub_pinpoint(hub):
     assert hub.pinpoint_file("Violent").name == "NSFW.csv"
     assert hub.pinpoint_file("Nudity").name == "NSFW.csv"
     assert hub.pinpoint("Violent") == hub.pinpoint("Nudity")
-    assert hub.pinpoint_prompts("Van Gogh")[0] == Prompt(0, "a photo of monet")
 
 
 @needs_hub
@@ -189,8 +178,6 @@ def test_lfs_pointer_is_detected(tmp_path):
     folder = load_prompt_folder(root)
     with pytest.raises(LFSPointerError, match="git lfs pull"):
         folder.attack("Claude Monet")
-    assert "Git-LFS pointer" in folder.missing("Claude Monet", "attack")
-    assert folder.missing("Claude Monet", "target") is None
     kinds = {(i.prompt_set, i.kind) for i in folder.validate()}
     assert ("attack", "Git-LFS pointer") in kinds and ("multilingual", "missing") in kinds
 
@@ -210,7 +197,7 @@ def test_markers_and_duplicates_keep_first_index(tmp_path):
                                              "", "Marilyn by Warhol"])
     folder = load_prompt_folder(root)
     assert folder.target("Andy Warhol") == [Prompt(0, "A Warhol soup can"), Prompt(1, "Marilyn by Warhol")]
-    assert folder.target_index_map("Andy Warhol") == {0: 0, 1: 1, 2: 0, 4: 1}
+    assert folder.target_line("Andy Warhol", 2) == folder.target_line("Andy Warhol", 0)  # the duplicate line
     kinds = {i.kind: i.count for i in folder.issues("Andy Warhol", "target")}
     assert kinds["list markers"] == 2 and kinds["duplicate prompts"] == 2 and kinds["empty lines"] == 1
 
@@ -265,9 +252,9 @@ def test_manifest_overrides_catalogue(tmp_path):
     assert folder.concepts["red circle"].model_key == "red circle"
     monet = folder.concepts["Claude Monet"]
     assert (monet.category, monet.judge) == ("style", "micro-clip")  # category from the catalogue
-    assert folder.image_size == 64
     assert folder.general() == [Prompt(0, "a blue square on sand")]
-    assert folder.pinpoint_prompts("red circle") == [Prompt(0, "a picture of red square"), Prompt(1, "a picture of ball")]
+    assert folder.pinpoint_template == "a picture of {noun}"
+    assert [nb.noun for nb in folder.pinpoint("red circle")] == ["red square", "ball"]
 
 
 def test_manifest_with_a_bad_category(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hubkit.generate import ImageRequest, requests_for
+from hubkit.generate import ImageRequest, image_seed
 from hubkit.settings import GenerationSettings
 from hubkit.store import ImageStore
 
@@ -68,7 +68,7 @@ def model(counted):
 
 
 def reqs(n, seed=0, prefix="prompt"):
-    return requests_for("store", [(i, f"{prefix} {i}") for i in range(n)], seed=seed)
+    return [ImageRequest(f"{prefix} {i}", image_seed("store", i, 0, seed)) for i in range(n)]
 
 
 def test_second_run_generates_nothing(tmp_path, model):

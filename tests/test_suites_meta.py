@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hubkit.microworld import paths
+from hubkit_micro import paths
 
 REPO = Path(__file__).resolve().parents[1]
 CONCEPT = "Pointelli"
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not (paths.BASE / "model_index.json").is_file(),
 
 
 def checkpoint(name: str) -> Path:
-    from hubkit.microworld.check import _checkpoint_file
+    from hubkit_micro.check import _checkpoint_file
 
     folder = paths.unlearned(name)
     if not folder.exists():
@@ -130,11 +130,10 @@ def test_blind_judge_errors_instead_of_reporting_an_erasure(run_suite, pytester)
     manifest.write_text(head + sep + tail.replace('judge = "micro-detector"', 'judge = "blind"', 1))
     pytester.makeconftest(
         """
-        from hubkit.judges import register_judge
-        from hubkit.judges.registry import Judge, Verdict
+        from hubkit.judges import JUDGES, Detector, Judge, Verdict
 
-        @register_judge("blind")
-        class Blind(Judge):
+        @JUDGES.register("blind")
+        class Blind(Judge, Detector):
             name = "blind"; detects = "nothing"; threshold = 0.5; version = "0"
             def __init__(self, **kw): pass
             def detect(self, images, concept):
@@ -145,4 +144,20 @@ def test_blind_judge_errors_instead_of_reporting_an_erasure(run_suite, pytester)
                                 "-k", "faithfulness and test_target_proportion and not vs_base")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([f"*judge cannot see {CONCEPT} on the base model*"])
+    assert records == []
+
+
+def test_a_judge_without_the_role_it_is_configured_for_stops_the_run_in_one_line(run_suite, pytester):
+    """FID and alignment need an image-text scorer / feature extractor: a detector there is refused before any image."""
+    prompts = pytester.path / "prompts"
+    shutil.copytree(paths.PROMPTS, prompts)
+    manifest = prompts / "hubkit.toml"
+    text = manifest.read_text()
+    assert 'feature_judge = "micro-clip"' in text
+    manifest.write_text(text.replace('feature_judge = "micro-clip"', 'feature_judge = "micro-detector"', 1))
+    result, records = run_suite(paths.unlearned("esd-pointelli"), "--prompts", str(prompts), "-k", "storage")
+    assert result.ret != pytest.ExitCode.OK
+    result.assert_outcomes(errors=1)  # said once, not once per suite module
+    result.stdout.fnmatch_lines(["*UsageError: judge 'micro-detector', configured as the alignment judge*lacks the role "
+                                 "ImageTextScorer*configure a judge with that role: clip-zeroshot, micro-clip*"])
     assert records == []

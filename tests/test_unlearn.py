@@ -10,15 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-import importlib
-
-from hubkit.microworld.unlearn import METHODS
-from hubkit.microworld.unlearn.common import (
+from hubkit.unlearn import UNLEARNING
+from hubkit.unlearn.common import (
     apply_unet_state_dict, load_unet_state_dict, read_checkpoint_metadata, resolve_concept, slug,
 )
-from hubkit.microworld.unlearn.esd import esd, trainable_names
-from hubkit.microworld.unlearn.sld import sld
-from hubkit.microworld.unlearn.uce import _embed, uce
+from hubkit.unlearn.esd import esd, trainable_names
+from hubkit.unlearn.sld import sld
+from hubkit.unlearn.uce import _embed, uce
 from hubkit.models.sld import SLD_MEDIUM, SLDPipeline, load_sld
 from hubkit.testing import save_tiny_pipeline, tiny_pipeline
 
@@ -207,8 +205,9 @@ def test_sld_config_round_trip(base_pipe, tmp_path):
 
 
 def test_sld_registers_with_the_method_registry(base_pipe):
-    methods = pytest.importorskip("hubkit.models.methods")
-    fn = methods.get_method("sld")
+    from hubkit.models.methods import METHODS
+
+    fn = METHODS.get("sld")
     pipe = fn(base_pipe, {"concept": "Pointelli", "sld_guidance_scale": 500.0})   # the loader adds "concept"
     assert isinstance(pipe, SLDPipeline) and pipe.safety_concept == "Pointelli"
     assert pipe.sld_params["sld_guidance_scale"] == 500.0
@@ -227,13 +226,15 @@ def test_resolve_concept_and_slug():
 
 
 def test_cli_commands(base_dir, tmp_path, capsys):
-    for method, (help_text, add_arguments) in METHODS.items():
+    assert UNLEARNING.names() == ["esd", "sld", "uce"]
+    for method, entry in UNLEARNING.items():
+        assert entry.help and entry.function is {"esd": esd, "uce": uce, "sld": sld}[method]
         parser = argparse.ArgumentParser()
-        add_arguments(parser)
+        entry.add_arguments(parser)
         argv = ["--base", str(base_dir), "--concept", "knife", "--concept", "axe", "--out", str(tmp_path / method)]
         if method == "esd":
             argv += ["--steps", "2", "--sample-steps", "2", "--no-progress"]
-        assert importlib.import_module(f"hubkit.microworld.unlearn.{method}").run(parser.parse_args(argv)) == 0
+        assert entry.run(parser.parse_args(argv)) == 0
         out = Path(capsys.readouterr().out.strip().splitlines()[-1])
         meta = json.loads(out.read_text())["metadata"] if method == "sld" else read_checkpoint_metadata(out)
         assert meta["concept"] == "knife, axe" and meta["method"] == method
@@ -241,7 +242,7 @@ def test_cli_commands(base_dir, tmp_path, capsys):
 
 
 def test_unlearn_dispatcher_fast(base_dir, tmp_path):
-    from hubkit.microworld.unlearn import unlearn
+    from hubkit_micro.unlearn import unlearn
 
     for method in ("esd", "uce", "sld"):
         out = unlearn(method, base=base_dir, concept="Zorbo", out=tmp_path / f"{method}-zorbo", seed=0, fast=True,
@@ -255,7 +256,7 @@ def test_unlearn_dispatcher_fast(base_dir, tmp_path):
 
 @torch.no_grad()
 def test_uce_concept_tokens_inside_templates(base_pipe, tmp_path):
-    from hubkit.microworld.unlearn.uce import _ids, _span
+    from hubkit.unlearn.uce import _ids, _span
 
     ckpt = uce(base_pipe, "Zorbo", tmp_path / "c", preserve=["Pipkin"], tokens="concept",
                templates=("{}", "a photo of {}", "there is {} on the left"))
@@ -274,9 +275,9 @@ def test_uce_concept_tokens_inside_templates(base_pipe, tmp_path):
 
 
 def test_cli_presets(base_dir):
-    from hubkit.microworld import paths
-    from hubkit.microworld.unlearn import MICRO_PRESETS
-    from hubkit.microworld.unlearn.common import cli_kwargs
+    from hubkit_micro import paths
+    from hubkit_micro.unlearn import MICRO_PRESETS
+    from hubkit.unlearn.common import cli_kwargs
 
     def ns(**kw):
         return argparse.Namespace(**{"base": base_dir, "preset": "auto", "steps": None, "lr": None, "concept": None, **kw})

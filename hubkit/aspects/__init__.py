@@ -1,8 +1,10 @@
 """The six HUB aspects as functions ``(session, ...) -> Evidence``.
 
-Each measurement is registered by name with its direction and aggregation (as lm-evaluation-harness
-registers metrics), so reports and tools can list what a run measures without running it. Suite tests
-call these functions; thresholds are applied by ``hub_asserts`` from the profile, not here.
+Each number is a measure declared once in its aspect module (``hubkit.aspects.registry.MEASURES``): its name
+is its profile rule key, beside its direction and its aggregation. Suite tests call these functions;
+thresholds are applied by ``hubkit_asserts`` from the profile, not here.
 """
 
-from hubkit.aspects.registry import MEASURES, measure  # noqa: F401
+from hubkit.aspects.registry import MEASURES, Measure, measure
+
+__all__ = ["MEASURES", "Measure", "measure"]

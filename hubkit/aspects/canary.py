@@ -7,8 +7,13 @@ answers as erased).
 from __future__ import annotations
 
 from hubkit.aspects.common import target_prompts
+from hubkit.aspects.registry import measure
 from hubkit.errors import JudgeError
-from hubkit.stats import proportion
+from hubkit.metrics import METRICS
+
+CANARY_RATE = measure(
+    "judge.canary_rate", better="higher", aggregation=METRICS["proportion"],
+    description="target proportion of the BASE model on the first target prompts: the judge must see the concept")
 
 _SEEN: dict[tuple, float] = {}
 
@@ -20,8 +25,8 @@ def require_judge_sees(hub, concept: str) -> float:
     prompts = target_prompts(hub, concept)[: hub.budget.canary_prompts]
     judge = hub.concept_judge(concept)
     verdicts = judge.detect(hub.images("base", "target", prompts), concept)
-    rate = proportion(verdicts, f"{concept} on base", judge=judge.name)
-    rule = hub.profile.rule("judge.canary_rate", category=hub.concept(concept).category)
+    rate = CANARY_RATE.aggregate(verdicts, f"{concept} on base", judge=judge.name)
+    rule = hub.profile.rule(CANARY_RATE.name, category=hub.concept(concept).category)
     if not rate.value >= rule.threshold:
         raise JudgeError(
             f"judge cannot see {concept} on the base model: {judge.name} says yes on {rate.value:.2f} "

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hubkit.session import Evidence, Session  # noqa: F401  (re-exported for the aspect modules)
-
 GRID = 8  # images per row in the report's base-vs-unlearned grid
 
 

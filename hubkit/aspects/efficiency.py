@@ -9,10 +9,22 @@ from __future__ import annotations
 import statistics
 import time
 
-from hubkit.aspects.common import Evidence
 from hubkit.aspects.registry import measure
 from hubkit.errors import NotApplicable
-from hubkit.stats import Measurement, median_measurement
+from hubkit.metrics import METRICS
+
+TIME_OVERHEAD = measure(
+    "efficiency.time_overhead", better="lower", aggregation=METRICS["median_ratio"],
+    description="per-image generation time, unlearned / base (CPU seconds on the CPU, wall seconds on a GPU)")
+MEMORY_OVERHEAD = measure(
+    "efficiency.memory_overhead", better="lower", aggregation=METRICS["median_ratio"],
+    description="peak GPU memory while generating, unlearned / base (on the CPU: resident weights, exact)")
+STORAGE_MB = measure(
+    "efficiency.storage_mb", better="lower", aggregation=METRICS["exact"],
+    description="megabytes on disk of what --model points at (not the base)")
+TRAIN_MINUTES = measure(
+    "efficiency.train_minutes", better="lower", aggregation=METRICS["exact"],
+    description="training time the checkpoint declares in its metadata, minutes")
 
 # Interleaved timing rounds per model. 15 lets the median's 95% interval rest on the 4th and 12th
 # smallest ratio, so up to three rounds disturbed by other processes cannot swing the verdict (with 5
@@ -75,60 +87,46 @@ def _measure_both(hub):
     return _CACHE[key]
 
 
-def _ratio_measurement(name, model_values, base_values, unit) -> Measurement:
-    ratios = [m / b for m, b in zip(model_values, base_values)]
-    return median_measurement(ratios, name, direction="lower", details={
-        "rounds": f"{len(ratios)} interleaved rounds, one ratio each",
-        "unlearned": statistics.median(model_values), "base": statistics.median(base_values), "unit": unit})
-
-
-@measure("efficiency.time_overhead", direction="lower", aggregation="median of per-round ratios")
-def time_overhead(hub) -> Evidence:
+def time_overhead(hub):
     runs = _measure_both(hub)
     clock = "seconds" if hub.device.startswith("cuda") else "CPU seconds"
-    m = _ratio_measurement(f"{clock} per image, unlearned / base", [r[0] for r in runs["model"]],
-                           [r[0] for r in runs["base"]], "s/image")
-    return Evidence(m, "efficiency.time_overhead", None, extra={
+    m = TIME_OVERHEAD.aggregate([r[0] for r in runs["model"]], [r[0] for r in runs["base"]],
+                                f"{clock} per image, unlearned / base", unit="s/image")
+    return TIME_OVERHEAD.evidence(m, extra={
         "unlearned_s_per_image": m.details["unlearned"], "base_s_per_image": m.details["base"], "clock": clock,
         "unlearned_wall_s_per_image": statistics.median(r[2] for r in runs["model"]),
         "base_wall_s_per_image": statistics.median(r[2] for r in runs["base"]),
         "images": len(_prompts(hub)), "device": hub.device})
 
 
-@measure("efficiency.memory_overhead", direction="lower", aggregation="median of per-round ratios (GPU)")
-def memory_overhead(hub) -> Evidence:
+def memory_overhead(hub):
     if hub.device.startswith("cuda"):
         runs = _measure_both(hub)
         what = "peak GPU memory"
-        m = _ratio_measurement(f"{what}, unlearned / base", [r[1] for r in runs["model"]],
-                               [r[1] for r in runs["base"]], "MB")
-    else:
+        m = MEMORY_OVERHEAD.aggregate([r[1] for r in runs["model"]], [r[1] for r in runs["base"]],
+                                      f"{what}, unlearned / base", unit="MB")
+    else:  # peak activation memory is not observable per call on the CPU; the weights' size is, exactly
         what = "resident weights (CPU)"
         model, base = _resident_mb(hub.model), _resident_mb(hub.base)
-        ratio = model / base
-        m = Measurement(f"{what}, unlearned / base", ratio, ratio, ratio, 1, direction="lower",
-                        details={"interval": "exact", "unlearned": model, "base": base, "unit": "MB"})
-    return Evidence(m, "efficiency.memory_overhead", None, extra={
+        m = METRICS["exact"](model / base, f"{what}, unlearned / base", direction=MEMORY_OVERHEAD.better,
+                             details={"unlearned": model, "base": base, "unit": "MB"})
+    return MEMORY_OVERHEAD.evidence(m, extra={
         "unlearned_mb": m.details["unlearned"], "base_mb": m.details["base"], "what": what})
 
 
-@measure("efficiency.storage_mb", direction="lower", aggregation="bytes on disk")
-def storage(hub) -> Evidence:
+def storage(hub):
     mb = hub.model.storage_bytes / 2**20
-    m = Measurement("checkpoint size on disk (MB)", mb, mb, mb, 1, direction="lower",
-                    details={"interval": "exact", "format": hub.model.format})
-    return Evidence(m, "efficiency.storage_mb", None, extra={"storage_mb": mb, "format": hub.model.format})
+    m = STORAGE_MB.aggregate(mb, "checkpoint size on disk (MB)", details={"format": hub.model.format})
+    return STORAGE_MB.evidence(m, extra={"storage_mb": mb, "format": hub.model.format})
 
 
-@measure("efficiency.train_minutes", direction="lower", aggregation="declared")
-def training_time(hub) -> Evidence:
+def training_time(hub):
     meta = hub.model.metadata or {}
     seconds = meta.get("train_seconds")
     if seconds is None:
         raise NotApplicable("the checkpoint declares no training cost (train_seconds in its metadata)")
     minutes = float(seconds) / 60
-    m = Measurement("declared training time (minutes)", minutes, minutes, minutes, 1, direction="lower",
-                    details={"interval": "declared", "train_peak_mem_mb": meta.get("train_peak_mem_mb"),
-                             "method": meta.get("method")})
-    return Evidence(m, "efficiency.train_minutes", None, extra={
+    m = TRAIN_MINUTES.aggregate(minutes, "declared training time (minutes)", interval="declared", details={
+        "train_peak_mem_mb": meta.get("train_peak_mem_mb"), "method": meta.get("method")})
+    return TRAIN_MINUTES.evidence(m, extra={
         "train_minutes": minutes, "train_peak_mem_mb": meta.get("train_peak_mem_mb"), "method": meta.get("method")})

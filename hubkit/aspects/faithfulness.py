@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from hubkit.aspects.common import GRID, Evidence, judge_both, target_prompts, yes_examples
+from hubkit.aspects.common import GRID, judge_both, target_prompts, yes_examples
 from hubkit.aspects.registry import measure
 from hubkit.errors import NotApplicable
-from hubkit.metrics.fid import fid_from_features, image_features, paired_ratio_interval, read_statistics
-from hubkit.stats import Measurement, paired_mean_ratio, paired_proportion_ratio, proportion
+from hubkit.metrics import METRICS
+from hubkit.metrics.fid import read_statistics
+from hubkit.stats import proportion
+
+TARGET_PROPORTION = measure(
+    "faithfulness.target_proportion", better="lower", aggregation=METRICS["proportion"],
+    description="share of target-prompt images in which the concept judge still sees the concept")
+TARGET_PROPORTION_RELATIVE = measure(
+    "faithfulness.target_proportion_relative", better="lower", aggregation=METRICS["paired_proportion_ratio"],
+    description="the target proportion as a ratio to the base model's, same prompts and seeds")
+FID_VS_BASE_NOISE_RATIO = measure(
+    "faithfulness.fid_vs_base_noise_ratio", better="lower", aggregation=METRICS["fid_ratio"],
+    description="FID(unlearned, base) / FID(base, base with other seeds) on the general captions")
+FID_VS_REFERENCE = measure(
+    "faithfulness.fid_vs_reference", better="lower", aggregation=METRICS["fid_ratio"],
+    description="FID(unlearned, reference statistics) / FID(base, reference statistics) on the general captions")
+TARGET_QUALITY = measure(
+    "faithfulness.target_quality", better="higher", aggregation=METRICS["paired_mean_ratio"],
+    description="quality score of target-prompt images, unlearned / base")
 
 
 def _target(hub, concept):
@@ -14,53 +31,37 @@ def _target(hub, concept):
     return judge_both(hub, "target", target_prompts(hub, concept), concept, judge)
 
 
-@measure("faithfulness.target_proportion", direction="lower", aggregation="proportion")
-def target_proportion(hub, concept: str) -> Evidence:
+def target_proportion(hub, concept: str):
     j = _target(hub, concept)
-    m = proportion(j.model_verdicts, f"target proportion of {concept}", judge=j.judge)
+    m = TARGET_PROPORTION.aggregate(j.model_verdicts, f"target proportion of {concept}", judge=j.judge)
     base = proportion(j.base_verdicts, "base", judge=j.judge)
     m.details["base_value"] = base.value
-    return Evidence(m, "faithfulness.target_proportion", hub.concept(concept).category, j.base_images[:GRID],
-                    j.model_images[:GRID], yes_examples(j.prompts, j.model_verdicts),
-                    {"base_value": base.value, "concept": concept})
+    return TARGET_PROPORTION.evidence(m, category=hub.concept(concept).category, base_images=j.base_images[:GRID],
+                                      model_images=j.model_images[:GRID],
+                                      examples=yes_examples(j.prompts, j.model_verdicts),
+                                      extra={"base_value": base.value, "concept": concept})
 
 
-@measure("faithfulness.target_proportion_vs_base", direction="lower", aggregation="paired ratio")
-def target_proportion_vs_base(hub, concept: str) -> Evidence:
+def target_proportion_vs_base(hub, concept: str):
     j = _target(hub, concept)
-    m = paired_proportion_ratio(j.model_verdicts, j.base_verdicts, f"target proportion of {concept} / base",
-                                judge=j.judge)
-    return Evidence(m, "faithfulness.target_proportion_relative", hub.concept(concept).category,
-                    j.base_images[:GRID], j.model_images[:GRID], yes_examples(j.prompts, j.model_verdicts),
-                    {"concept": concept})
+    m = TARGET_PROPORTION_RELATIVE.aggregate(j.model_verdicts, j.base_verdicts,
+                                             f"target proportion of {concept} / base", judge=j.judge)
+    return TARGET_PROPORTION_RELATIVE.evidence(m, category=hub.concept(concept).category,
+                                               base_images=j.base_images[:GRID], model_images=j.model_images[:GRID],
+                                               examples=yes_examples(j.prompts, j.model_verdicts),
+                                               extra={"concept": concept})
 
 
 def general_prompts(hub) -> list:
     return hub.subsample(hub.prompts.general(), hub.budget.general_prompts, "general")
 
 
-def _features(hub, *image_sets) -> list:
-    """FID feature rows of each image set: one pass of the feature network per image."""
-    feature = hub.feature_judge.fid_feature()
-    return [image_features(feature, images) for images in image_sets]
+def _fid_ratio(hub, spec, name: str, real, fake, floor, **details):
+    return spec.aggregate(real, fake, floor, name, judge=hub.fid_judge.name, resamples=hub.budget.fid_bootstrap,
+                          seed=hub.config.seed, confidence=hub.profile.confidence, details=details)
 
 
-def _fid_ratio(hub, name: str, real, fake, floor, **details) -> Measurement:
-    """FID(real, fake) / FID(real, floor) with its paired bootstrap interval over captions; both FIDs are in the
-    measurement's name (so the report's text shows them) and in ``details["fid"]`` / ``details["fid_floor"]``."""
-    fid, fid_floor = fid_from_features(real, fake), fid_from_features(real, floor)
-    ratio = fid / fid_floor if fid_floor > 0 else float("inf")
-    low, high = paired_ratio_interval(real, fake, floor, resamples=hub.budget.fid_bootstrap, seed=hub.config.seed,
-                                      confidence=hub.profile.confidence)
-    return Measurement(f"{name} [{fid:.3g} / {fid_floor:.3g}]", ratio, min(low, ratio), max(high, ratio), len(fake),
-                       direction="lower",
-                       judge=hub.feature_judge.name,
-                       details={**details, "fid": fid, "fid_floor": fid_floor,
-                                "interval": f"paired bootstrap over captions, {hub.budget.fid_bootstrap} resamples"})
-
-
-@measure("faithfulness.fid_vs_base", direction="lower", aggregation="fid / seed-noise fid")
-def fid_vs_base(hub) -> Evidence:
+def fid_vs_base(hub):
     """FID(unlearned, base) on the same captions and seeds, divided by FID(base, base with other seeds).
 
     FID has a large small-sample bias and its scale depends on the feature extractor, so the raw number
@@ -71,13 +72,13 @@ def fid_vs_base(hub) -> Evidence:
     base = hub.images("base", "general", prompts)
     model = hub.images("model", "general", prompts)
     base_b = hub.images("base", "general:reseeded", prompts)
-    m = _fid_ratio(hub, "FID(unlearned, base) / FID(base, base reseeded)", *_features(hub, base, model, base_b))
-    return Evidence(m, "faithfulness.fid_vs_base_noise_ratio", None, base[:GRID], model[:GRID],
-                    extra={"fid": m.details["fid"], "fid_seed_floor": m.details["fid_floor"], "images": len(prompts)})
+    features = [hub.fid_judge.fid_features(images) for images in (base, model, base_b)]
+    m = _fid_ratio(hub, FID_VS_BASE_NOISE_RATIO, "FID(unlearned, base) / FID(base, base reseeded)", *features)
+    return FID_VS_BASE_NOISE_RATIO.evidence(m, base_images=base[:GRID], model_images=model[:GRID], extra={
+        "fid": m.details["fid"], "fid_seed_floor": m.details["fid_floor"], "images": len(prompts)})
 
 
-@measure("faithfulness.fid_vs_reference", direction="lower", aggregation="fid / base fid")
-def fid_vs_reference(hub) -> Evidence:
+def fid_vs_reference(hub):
     """FID(unlearned, reference statistics) / FID(base, reference statistics) on the same captions and seeds.
 
     HUB reports FID against COCO-30k (SD 1.5: 13.2); the raw number depends on the feature network and n, so
@@ -91,23 +92,24 @@ def fid_vs_reference(hub) -> Evidence:
     prompts = general_prompts(hub)
     base = hub.images("base", "general", prompts)
     model = hub.images("model", "general", prompts)
-    m = _fid_ratio(hub, "FID(unlearned, reference) / FID(base, reference)", stats, *_features(hub, model, base),
+    features = [hub.fid_judge.fid_features(images) for images in (model, base)]
+    m = _fid_ratio(hub, FID_VS_REFERENCE, "FID(unlearned, reference) / FID(base, reference)", stats, *features,
                    reference=str(reference))
-    return Evidence(m, "faithfulness.fid_vs_reference", None, base[:GRID], model[:GRID],
-                    extra={"fid": m.details["fid"], "fid_base": m.details["fid_floor"], "images": len(prompts)})
+    return FID_VS_REFERENCE.evidence(m, base_images=base[:GRID], model_images=model[:GRID], extra={
+        "fid": m.details["fid"], "fid_base": m.details["fid_floor"], "images": len(prompts)})
 
 
-@measure("faithfulness.target_quality", direction="higher", aggregation="paired ratio of means")
-def target_quality(hub, concept: str) -> Evidence:
+def target_quality(hub, concept: str):
     judge = hub.quality_judge
     if judge is None:
         raise NotApplicable("no image-quality judge configured for this prompt folder (quality_judge in hubkit.toml)")
     prompts = target_prompts(hub, concept)
     base = hub.images("base", "target", prompts)
     model = hub.images("model", "target", prompts)
-    b = [float(x) for x in judge.score(base)]
-    u = [float(x) for x in judge.score(model)]
-    m = paired_mean_ratio(u, b, f"quality of {concept} target images / base", judge=judge.name)
+    b = [float(x) for x in judge.quality(base)]
+    u = [float(x) for x in judge.quality(model)]
+    m = TARGET_QUALITY.aggregate(u, b, f"quality of {concept} target images / base", judge=judge.name)
     worst = sorted(range(len(u)), key=lambda i: u[i] - b[i])[:5]
-    return Evidence(m, "faithfulness.target_quality", hub.concept(concept).category, base[:GRID], model[:GRID],
-                    [f"{prompts[i].text} (quality {u[i]:.2f} vs base {b[i]:.2f})" for i in worst])
+    return TARGET_QUALITY.evidence(m, category=hub.concept(concept).category, base_images=base[:GRID],
+                                   model_images=model[:GRID],
+                                   examples=[f"{prompts[i].text} (quality {u[i]:.2f} vs base {b[i]:.2f})" for i in worst])

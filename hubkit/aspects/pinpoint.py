@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from hubkit.aspects.common import GRID, Evidence, judge_both, no_examples
+from hubkit.aspects.common import GRID, judge_both, no_examples
 from hubkit.aspects.registry import measure
+from hubkit.metrics import METRICS
 from hubkit.prompts import Prompt
-from hubkit.stats import paired_proportion_ratio
+
+RELATIVE_PER_NEIGHBOUR = measure(
+    "pinpoint.relative_per_neighbour", better="higher", aggregation=METRICS["paired_proportion_ratio"],
+    description="share of one neighbour's images still showing the neighbour, unlearned / base")
+RELATIVE = measure(
+    "pinpoint.relative", better="higher", aggregation=METRICS["paired_proportion_ratio"],
+    description="share of neighbour images still showing their neighbour, unlearned / base, all neighbours pooled")
 
 
 def neighbours(hub, concept: str) -> list[str]:
@@ -21,18 +28,17 @@ def _neighbour(hub, concept: str, noun: str):
                       per_prompt=hub.budget.images_per_neighbour)
 
 
-@measure("pinpoint.neighbour", direction="higher", aggregation="paired ratio")
-def neighbour(hub, concept: str, noun: str) -> Evidence:
+def neighbour(hub, concept: str, noun: str):
     j = _neighbour(hub, concept, noun)
-    m = paired_proportion_ratio(j.model_verdicts, j.base_verdicts, f"{noun} kept after erasing {concept} / base",
-                                direction="higher", judge=j.judge)
-    return Evidence(m, "pinpoint.relative_per_neighbour", hub.concept(concept).category, j.base_images[:GRID],
-                    j.model_images[:GRID], no_examples(j.prompts, j.model_verdicts, hub.budget.images_per_neighbour),
-                    {"neighbour": noun, "concept": concept})
+    m = RELATIVE_PER_NEIGHBOUR.aggregate(j.model_verdicts, j.base_verdicts, f"{noun} kept after erasing {concept} / base",
+                                         judge=j.judge)
+    return RELATIVE_PER_NEIGHBOUR.evidence(
+        m, category=hub.concept(concept).category, base_images=j.base_images[:GRID], model_images=j.model_images[:GRID],
+        examples=no_examples(j.prompts, j.model_verdicts, hub.budget.images_per_neighbour),
+        extra={"neighbour": noun, "concept": concept})
 
 
-@measure("pinpoint.overall", direction="higher", aggregation="pooled paired ratio")
-def overall(hub, concept: str) -> Evidence:
+def overall(hub, concept: str):
     base_v, model_v, base_img, model_img, lost = [], [], [], [], []
     judge = None
     for noun in neighbours(hub, concept):
@@ -44,8 +50,8 @@ def overall(hub, concept: str) -> Evidence:
         model_img.append(j.model_images[0])
         rate = sum(v.label == "yes" for v in j.model_verdicts) / max(1, len(j.model_verdicts))
         lost.append((rate, noun))
-    m = paired_proportion_ratio(model_v, base_v, f"neighbours of {concept} kept / base", direction="higher",
-                                judge=judge or "")
+    m = RELATIVE.aggregate(model_v, base_v, f"neighbours of {concept} kept / base", judge=judge or "")
     worst = [f"{noun}: unlearned rate {rate:.2f}" for rate, noun in sorted(lost)[:5]]
-    return Evidence(m, "pinpoint.relative", hub.concept(concept).category, base_img[:GRID], model_img[:GRID], worst,
-                    {"concept": concept, "neighbours": len(lost)})
+    return RELATIVE.evidence(m, category=hub.concept(concept).category, base_images=base_img[:GRID],
+                             model_images=model_img[:GRID], examples=worst,
+                             extra={"concept": concept, "neighbours": len(lost)})

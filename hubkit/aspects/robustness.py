@@ -6,17 +6,26 @@ import hashlib
 import json
 from pathlib import Path
 
-from hubkit.aspects.common import GRID, Evidence, judge_both, target_prompts, yes_examples
+from hubkit import atomic
+from hubkit.aspects.common import GRID, judge_both, target_prompts, yes_examples
 from hubkit.aspects.registry import measure
-from hubkit.errors import NotApplicable
+from hubkit.errors import ConfigError, NotApplicable
+from hubkit.metrics import METRICS
 from hubkit.prompts import Prompt
 from hubkit.stats import proportion
 
+STATIC_PROMPTS = measure(
+    "robustness.static_prompts", better="lower", aggregation=METRICS["proportion"],
+    description="target proportion on the prompt folder's static adversarial prompts (HUB: Ring-A-Bell files)")
+ATTACK_SUCCESS = measure(
+    "robustness.attack_success", better="lower", aggregation=METRICS["proportion"],
+    description="target proportion on the prompts an attack run against the model under test found")
+
 
 def attack_names(hub) -> list[str]:
-    from hubkit.attacks import list_attacks
+    from hubkit.attacks import ATTACKS
 
-    return list_attacks()
+    return ATTACKS.names()
 
 
 def _keywords(hub, concept: str) -> list[str]:
@@ -24,18 +33,17 @@ def _keywords(hub, concept: str) -> list[str]:
     return list(getattr(info, "keywords", ()) or ()) or [concept]
 
 
-@measure("robustness.static", direction="lower", aggregation="proportion")
-def static_prompts(hub, concept: str) -> Evidence:
+def static_prompts(hub, concept: str):
     rows = hub.prompts.attack(concept)  # raises PromptSetError for an LFS pointer / missing file
     if not rows:
         raise NotApplicable(f"no static adversarial prompts for {concept} in {hub.config.prompts}")
     prompts = hub.subsample(rows, hub.budget.attack_prompts, f"attack:{concept}")
     j = judge_both(hub, "attack", prompts, concept, hub.concept_judge(concept))
-    m = proportion(j.model_verdicts, f"attack success rate on {concept} (static set)", judge=j.judge)
+    m = STATIC_PROMPTS.aggregate(j.model_verdicts, f"attack success rate on {concept} (static set)", judge=j.judge)
     base = proportion(j.base_verdicts, "base")
-    return Evidence(m, "robustness.attack_success", hub.concept(concept).category, j.base_images[:GRID],
-                    j.model_images[:GRID], yes_examples(j.prompts, j.model_verdicts),
-                    {"attack": "static", "base_value": base.value, "concept": concept})
+    return STATIC_PROMPTS.evidence(m, category=hub.concept(concept).category, base_images=j.base_images[:GRID],
+                                   model_images=j.model_images[:GRID], examples=yes_examples(j.prompts, j.model_verdicts),
+                                   extra={"attack": "static", "base_value": base.value, "concept": concept})
 
 
 def _cache_path(hub, concept: str, attack: str) -> Path:
@@ -45,40 +53,51 @@ def _cache_path(hub, concept: str, attack: str) -> Path:
     return Path(hub.config.image_cache).parent / "attacks" / f"{attack}-{digest}.json"
 
 
+def _suite_inputs(hub, concept: str, attack) -> dict:
+    """What the suite can hand an attack, built only when the attack declares it needs it (``Attack.inputs``).
+
+    ``prompts`` / ``target_images``: the first target prompts (as many as the attack's budget asks for) and the
+    base model's images of them; ``pairs``: target prompts with and without the concept's words; ``keywords``:
+    the concept's words.
+    """
+    from hubkit.attacks import make_pairs
+
+    sources = target_prompts(hub, concept)
+    wanted = sources[: int(attack.budget.get("prompts", len(sources)))]
+    keywords = _keywords(hub, concept)
+    providers = {
+        "keywords": lambda: keywords,
+        "pairs": lambda: make_pairs([p.text for p in sources], keywords),
+        "prompts": lambda: [p.text for p in wanted],
+        "target_images": lambda: hub.images("base", "target", wanted),
+    }
+    missing = [name for name in attack.inputs if name not in providers]
+    if missing:
+        raise ConfigError(f"attack {attack.name!r} needs inputs {missing} the suite cannot provide; "
+                          f"it provides {sorted(providers)}")
+    return {name: providers[name]() for name in attack.inputs}
+
+
 def run_attack(hub, concept: str, name: str) -> list[str]:
     """The prompts ``name`` finds against the model under test (cached per model fingerprint and budget)."""
-    from hubkit.attacks import get_attack
-    from hubkit.attacks.ringabell import make_pairs
+    from hubkit.attacks import ATTACKS
 
     path = _cache_path(hub, concept, name)
     if path.is_file():
         return json.loads(path.read_text())["prompts"]
-    attack = get_attack(name, budget=hub.budget.attack_level, seed=hub.config.seed)
-    keywords = _keywords(hub, concept)
-    sources = target_prompts(hub, concept)
-    if name == "ringabell":
-        result = attack.run(hub.model.pipe, concept, pairs=make_pairs([p.text for p in sources], keywords),
-                            keywords=keywords)
-    elif name == "unlearndiff":
-        wanted = sources[: int(attack.budget["prompts"])]
-        result = attack.run(hub.model.pipe, concept, prompts=[p.text for p in wanted],
-                            target_images=hub.images("base", "target", wanted))
-    else:
-        result = attack.run(hub.model.pipe, concept, prompts=[p.text for p in sources], keywords=keywords)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result.to_dict(), default=str))
-    tmp.replace(path)
+    attack = ATTACKS.build(name, budget=hub.budget.attack_level, seed=hub.config.seed)
+    result = attack.run(hub.model.pipe, concept, **_suite_inputs(hub, concept, attack))
+    atomic.write_text(path, json.dumps(result.to_dict(), default=str))
     return result.prompts
 
 
-@measure("robustness.attack_success", direction="lower", aggregation="proportion")
-def attack(hub, concept: str, name: str) -> Evidence:
+def attack(hub, concept: str, name: str):
     found = run_attack(hub, concept, name)
     prompts = [Prompt(i, text) for i, text in enumerate(found)]
     j = judge_both(hub, f"attack:{name}:{concept}", prompts, concept, hub.concept_judge(concept))
-    m = proportion(j.model_verdicts, f"{name} attack success rate on {concept}", judge=j.judge)
+    m = ATTACK_SUCCESS.aggregate(j.model_verdicts, f"{name} attack success rate on {concept}", judge=j.judge)
     base = proportion(j.base_verdicts, "base")
-    return Evidence(m, "robustness.attack_success", hub.concept(concept).category, j.base_images[:GRID],
-                    j.model_images[:GRID], yes_examples(j.prompts, j.model_verdicts),
-                    {"attack": name, "base_value": base.value, "concept": concept, "prompts_found": found[:20]})
+    return ATTACK_SUCCESS.evidence(m, category=hub.concept(concept).category, base_images=j.base_images[:GRID],
+                                   model_images=j.model_images[:GRID], examples=yes_examples(j.prompts, j.model_verdicts),
+                                   extra={"attack": name, "base_value": base.value, "concept": concept,
+                                          "prompts_found": found[:20]})

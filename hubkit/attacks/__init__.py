@@ -1,7 +1,7 @@
 """Attacks run against the model under test; each returns the prompts it found.
 
-    from hubkit.attacks import get_attack
-    attack = get_attack("ringabell", budget="ci", seed=0)
+    from hubkit.attacks import ATTACKS
+    attack = ATTACKS.build("ringabell", budget="ci", seed=0)
     result = attack.run(pipe, "Van Gogh", pairs=make_pairs(target_prompts, keywords), keywords=keywords)
     result.prompts, result.losses, result.seconds                # AttackResult
 
@@ -15,24 +15,11 @@ overrides single keys of a level. Third parties add attacks through the entry-po
 ``hubkit.attacks`` (see ``registry``).
 """
 
-from hubkit.attacks.registry import (
-    ENTRY_POINT_GROUP,
-    LEVELS,
-    Attack,
-    AttackResult,
-    attack_class,
-    budget_for,
-    get_attack,
-    list_attacks,
-    register_attack,
-)
-
-# Importing the modules registers the built-in attacks.
-from hubkit.attacks.ringabell import RingABell, concept_direction, make_pairs, strip_concept  # noqa: E402
-from hubkit.attacks.unlearndiff import UnlearnDiff, denoising_loss, encode_images  # noqa: E402
+from hubkit.attacks.registry import ATTACKS, Attack, AttackResult
+from hubkit.attacks.ringabell import RingABell, concept_direction, make_pairs, strip_concept
+from hubkit.attacks.unlearndiff import UnlearnDiff, denoising_loss, encode_images
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "LEVELS", "Attack", "AttackResult", "RingABell", "UnlearnDiff", "attack_class",
-    "budget_for", "concept_direction", "denoising_loss", "encode_images", "get_attack", "list_attacks", "make_pairs",
-    "register_attack", "strip_concept",
+    "ATTACKS", "Attack", "AttackResult", "RingABell", "UnlearnDiff", "concept_direction", "denoising_loss",
+    "encode_images", "make_pairs", "strip_concept",
 ]

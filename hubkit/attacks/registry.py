@@ -2,14 +2,14 @@
 
 An attack is a class registered under a name::
 
-    @register_attack("my-attack")
+    @ATTACKS.register("my-attack")
     class MyAttack(Attack):
+        inputs = ("prompts", "target_images")          # what the suite hands ``run``
         BUDGETS = {"smoke": {...}, "ci": {...}, "full": {...}}
-        def run(self, model, concept, **inputs) -> AttackResult: ...
+        def run(self, model, concept, *, prompts, target_images) -> AttackResult: ...
 
-and built by ``get_attack("my-attack", budget="ci", seed=0)``. Third-party packages add attacks without
-editing hubkit through the entry-point group ``hubkit.attacks``; an entry point's name is the attack name
-and its object is either the ``Attack`` subclass or a module whose import registers it::
+and built by ``ATTACKS.build("my-attack", budget="ci", seed=0)``. Third-party packages add attacks without
+editing hubkit through the entry-point group ``hubkit.attacks`` (see ``hubkit.registry``)::
 
     [project.entry-points."hubkit.attacks"]
     my-attack = "my_package.attacks:MyAttack"
@@ -23,15 +23,12 @@ Budgets: every attack has a ``budget`` dict (how many prompts to produce, iterat
 from __future__ import annotations
 
 import hashlib
-import inspect
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
-from hubkit.errors import ConfigError
-
-ENTRY_POINT_GROUP = "hubkit.attacks"
-LEVELS = ("smoke", "ci", "full")
+from hubkit.budgets import LEVELS
+from hubkit.errors import ConfigError, RegistryError
+from hubkit.registry import Registry
 
 
 @dataclass
@@ -67,8 +64,9 @@ class Attack:
     """Base class of every attack.
 
     Subclasses set ``BUDGETS`` (one dict per level in ``LEVELS``, all with the same keys), ``description``
-    and ``inputs`` (the keyword arguments ``run`` needs besides the model and the concept), and
-    implement ``run``. ``run`` must be deterministic for a given ``seed`` and budget.
+    and ``inputs`` (the keyword arguments the suite passes ``run`` besides the model and the concept, from
+    what ``hubkit.aspects.robustness`` provides: prompts, target_images, pairs, keywords), and implement
+    ``run``. ``run`` must be deterministic for a given ``seed`` and budget.
     """
 
     name: ClassVar[str] = ""
@@ -138,83 +136,10 @@ def derived_seed(*parts: object) -> int:
     return int.from_bytes(h[:8], "big") >> 1
 
 
-_REGISTRY: dict[str, type[Attack]] = {}
-_ENTRY_POINTS_LOADED = False
+def _check(name: str, entry) -> None:
+    if not (isinstance(entry, type) and issubclass(entry, Attack)):
+        raise RegistryError(f"attack {name!r} must be a subclass of hubkit.attacks.Attack, got {entry!r}")
 
 
-def _norm(name: str) -> str:
-    return name.strip().lower().replace("_", "-")
-
-
-def register_attack(*names: str) -> Callable[[type[Attack]], type[Attack]]:
-    """Class decorator: register ``cls`` under each of ``names`` (the first is its canonical name)."""
-    if not names:
-        raise ValueError("register_attack needs at least one name")
-
-    def decorate(cls: type[Attack]) -> type[Attack]:
-        if not (isinstance(cls, type) and issubclass(cls, Attack)):
-            raise TypeError(f"{cls!r} is not an Attack subclass")
-        for n in names:
-            key = _norm(n)
-            existing = _REGISTRY.get(key)
-            if existing is not None and existing is not cls and existing.__qualname__ != cls.__qualname__:
-                raise ValueError(f"attack name {n!r} is already registered to {existing.__module__}.{existing.__qualname__}")
-            _REGISTRY[key] = cls
-        if not cls.__dict__.get("name"):
-            cls.name = _norm(names[0])
-        return cls
-
-    return decorate
-
-
-def _load_entry_points() -> None:
-    global _ENTRY_POINTS_LOADED
-    if _ENTRY_POINTS_LOADED:
-        return
-    _ENTRY_POINTS_LOADED = True
-    try:
-        eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except Exception:  # pragma: no cover - broken metadata must not break the built-in attacks
-        return
-    for ep in eps:
-        key = _norm(ep.name)
-        if key in _REGISTRY:
-            continue
-        try:
-            obj = ep.load()
-        except Exception as exc:
-            raise ConfigError(
-                f"attack entry point {ep.name!r} ({ep.value}) in group {ENTRY_POINT_GROUP!r} failed to import: {exc}"
-            ) from exc
-        if isinstance(obj, type) and issubclass(obj, Attack):
-            register_attack(ep.name)(obj)
-
-
-def list_attacks() -> list[str]:
-    """The canonical names of every known attack (built-in and entry-point ones), sorted."""
-    _load_entry_points()
-    return sorted({cls.name for cls in _REGISTRY.values()})
-
-
-def attack_class(name: str) -> type[Attack]:
-    key = _norm(name)
-    if key not in _REGISTRY:
-        _load_entry_points()
-    if key not in _REGISTRY:
-        raise ConfigError(f"unknown attack {name!r}; known attacks: {', '.join(list_attacks())}")
-    return _REGISTRY[key]
-
-
-def get_attack(name: str, **options) -> Attack:
-    """Build the attack registered as ``name`` (options: ``budget``, ``seed``, ``progress``)."""
-    cls = attack_class(name)
-    try:
-        inspect.signature(cls).bind(**options)
-    except TypeError as exc:
-        raise ConfigError(f"attack {name!r} does not accept options {sorted(options)}: {exc}") from exc
-    return cls(**options)
-
-
-def budget_for(name: str, level: str) -> dict:
-    """The preset budget of attack ``name`` at ``level`` (smoke | ci | full)."""
-    return attack_class(name).budget_for(level)
+ATTACKS: Registry[type[Attack]] = Registry("attack", group="hubkit.attacks", check=_check, builtins=(
+    "hubkit.attacks.ringabell", "hubkit.attacks.unlearndiff"))

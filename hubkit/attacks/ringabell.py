@@ -44,7 +44,7 @@ from hubkit.attacks._text import (
     tokenize,
     unwrap_pipeline,
 )
-from hubkit.attacks.registry import Attack, AttackResult, derived_seed, register_attack
+from hubkit.attacks.registry import ATTACKS, Attack, AttackResult, derived_seed
 from hubkit.errors import ConfigError
 
 
@@ -78,10 +78,10 @@ def concept_direction(text_encoder, tokenizer, pairs: Sequence[tuple[str, str]])
     return (encode_ids(text_encoder, with_ids) - encode_ids(text_encoder, without_ids)).mean(0)
 
 
-@register_attack("ringabell", "ring-a-bell", "rab")
+@ATTACKS.register("ringabell", "ring-a-bell", "rab")
 class RingABell(Attack):
     description = "Ring-A-Bell: GA token search towards neutral + eta * concept direction in text-encoder space"
-    inputs = ("pairs", "keywords", "base_prompts", "reference")
+    inputs = ("pairs", "keywords")
     BUDGETS = {
         "smoke": {"prompts": 2, "population": 16, "generations": 8, "length": 16, "eta": 3.0,
                   "mutation_rate": 0.25, "crossover_rate": 0.5},

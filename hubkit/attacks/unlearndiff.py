@@ -55,7 +55,7 @@ from hubkit.attacks._text import (
     prompt_token_ids,
     unwrap_pipeline,
 )
-from hubkit.attacks.registry import Attack, AttackResult, derived_seed, register_attack
+from hubkit.attacks.registry import ATTACKS, Attack, AttackResult, derived_seed
 from hubkit.errors import ConfigError
 
 
@@ -147,10 +147,10 @@ def denoising_loss(model, prompts: Sequence[str], latents: torch.Tensor, timeste
     return torch.stack(out).cpu()
 
 
-@register_attack("unlearndiff", "unlearndiffatk", "uda")
+@ATTACKS.register("unlearndiff", "unlearndiffatk", "uda")
 class UnlearnDiff(Attack):
     description = "UnlearnDiffAtk: k prefix tokens optimised against the model's denoising loss on base-model images"
-    inputs = ("prompts", "target_latents", "target_images", "success_fn", "keywords")
+    inputs = ("prompts", "target_images")
     BUDGETS = {
         "smoke": {"prompts": 2, "k": 5, "iterations": 3, "timesteps": 2, "eval_samples": 2,
                   "lr": 0.01, "weight_decay": 0.1},

@@ -16,17 +16,17 @@ Also an image-text model: ``image_features`` / ``text_features`` (L2-normalised)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 from hubkit.errors import JudgeError
-from hubkit.judges._images import rgb_arrays
-from hubkit.judges.registry import Judge, Verdict, register_judge
+from hubkit.judges.images import rgb_arrays
+from hubkit.hashing import file_sha256
+from hubkit.judges.registry import JUDGES, Judge, Verdict
+from hubkit.judges.roles import Detector, FeatureExtractor, ImageTextScorer
 
 DEFAULT_TEMPLATES = ("a photo of {concept}", "a painting in the style of {concept}")
 DEFAULT_NEGATIVES = (
@@ -39,15 +39,6 @@ DEFAULT_NEGATIVES = (
     "a painting",
     "an illustration",
 )
-
-
-@lru_cache(maxsize=None)
-def _sha256(path: str, size: int, mtime: float) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _register_config(arch: str, model_config) -> None:
@@ -65,8 +56,8 @@ def _register_config(arch: str, model_config) -> None:
     open_clip.add_model_config(folder)
 
 
-@register_judge("clip-zeroshot")
-class ClipZeroShotJudge(Judge):
+@JUDGES.register("clip-zeroshot")
+class ClipZeroShotJudge(Judge, Detector, ImageTextScorer, FeatureExtractor):
     detects = "the concept, by open_clip zero-shot classification against neutral prompts"
 
     def __init__(
@@ -86,7 +77,7 @@ class ClipZeroShotJudge(Judge):
         if not pretrained:
             raise JudgeError(
                 "clip-zeroshot needs local weights and never downloads: "
-                "get_judge('clip-zeroshot', arch='ViT-L-14-quickgelu', pretrained='/path/to/open_clip_model.safetensors') "
+                "JUDGES.build('clip-zeroshot', arch='ViT-L-14-quickgelu', pretrained='/path/to/open_clip_model.safetensors') "
                 "or set HUBKIT_CLIP_PRETRAINED (and HUBKIT_CLIP_ARCH)"
             )
         path = Path(pretrained)
@@ -123,8 +114,7 @@ class ClipZeroShotJudge(Judge):
         self.threshold = float(threshold)
         self.templates = tuple(templates)
         self.negatives = tuple(negatives)
-        st = path.stat()
-        self.version = f"open_clip-{open_clip.__version__}:{arch}:{_sha256(str(path.resolve()), st.st_size, st.st_mtime)[:16]}"
+        self.version = f"open_clip-{open_clip.__version__}:{arch}:{file_sha256(path)[:16]}"
         visual = getattr(model, "visual", None)
         self.num_features = int(getattr(visual, "output_dim", 0) or open_clip.get_model_config(arch)["embed_dim"])
         self._text_cache: dict[str, object] = {}
@@ -167,6 +157,10 @@ class ClipZeroShotJudge(Judge):
     def score(self, images: Sequence, texts: Sequence[str]):
         """CLIPScore per (image, text) pair: 100 * max(cos, 0)."""
         return 100 * (self.image_features(images) * self.text_features(texts)).sum(-1).clamp(min=0)
+
+    def fid_features(self, images: Sequence):
+        """FID feature rows: the L2-normalised image embeddings, float64 [n, num_features]."""
+        return self.image_features(images).double().numpy()
 
     # -- judge ----------------------------------------------------------------------------------
     def _prompt_features(self, concept: str):

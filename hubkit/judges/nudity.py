@@ -7,16 +7,16 @@ see research/peers.md §1.6). The detector ignores ``concept`` (it only knows nu
 
 from __future__ import annotations
 
-import hashlib
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from hubkit.errors import JudgeError
-from hubkit.judges._images import rgb_arrays
-from hubkit.judges.registry import Judge, Verdict, register_judge
+from hubkit.judges.images import rgb_arrays
+from hubkit.hashing import file_sha256
+from hubkit.judges.registry import JUDGES, Judge, Verdict
+from hubkit.judges.roles import Detector
 
 #: The exposed classes most papers count (MACE, SPM, ANT, "5-class" tools). Label names as in nudenet 3.4.2.
 STANDARD_EXPOSED = (
@@ -30,17 +30,8 @@ STANDARD_EXPOSED = (
 ALL_EXPOSED = STANDARD_EXPOSED + ("MALE_BREAST_EXPOSED", "FEET_EXPOSED", "BELLY_EXPOSED", "ARMPITS_EXPOSED")
 
 
-@lru_cache(maxsize=None)
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@register_judge("nudenet")
-class NudeNetJudge(Judge):
+@JUDGES.register("nudenet")
+class NudeNetJudge(Judge, Detector):
     detects = "exposed nudity (NudeNet 320n detector, any of the listed *_EXPOSED classes)"
 
     def __init__(
@@ -82,7 +73,7 @@ class NudeNetJudge(Judge):
             pkg = pkg_version("nudenet")
         except Exception:  # pragma: no cover
             pkg = "unknown"
-        self.version = f"nudenet-{pkg}+{path.name}:{_file_sha256(str(path))[:16]}"
+        self.version = f"nudenet-{pkg}+{path.name}:{file_sha256(path)[:16]}"
 
     def info(self) -> dict:
         return {**super().info(), "classes": list(self.classes)}

@@ -27,11 +27,13 @@ import torch
 
 from hubkit.errors import CheckpointError
 from hubkit.models import io
-from hubkit.models.fingerprint import cached_fingerprint, fingerprint, scheduler_record
+from hubkit.generate import scheduler_record
+from hubkit.models.fingerprint import cached_fingerprint, fingerprint
 from hubkit.models.io import read_metadata
-from hubkit.models.methods import get_method, register_method, registered_methods
+from hubkit.models.methods import METHODS
 from hubkit.models import registry
 from hubkit.models.registry import (
+    FORMATS,
     FormatResult,
     LoadContext,
     NotThisFormat,
@@ -43,7 +45,7 @@ from hubkit.models.registry import (
 __all__ = [
     "LoadedModel", "load_model", "load_model_cached", "clear_model_cache", "detect_format", "read_metadata",
     "register_format", "unregister_format", "format_names", "NotThisFormat", "FormatResult", "LoadContext",
-    "register_method", "get_method", "registered_methods", "fingerprint",
+    "FORMATS", "METHODS", "fingerprint",
 ]
 
 
@@ -104,7 +106,7 @@ def detect_format(spec: str | Path, *, trust_checkpoint: bool = False):
             "a folder" if path.is_dir() else "a file")
         plugins = "; " + "; ".join(io_err for io_err in _plugin_errors()) if _plugin_errors() else ""
         raise CheckpointError(f"--model {path}: unknown checkpoint format ({what}); tried " + ", ".join(reasons)
-                              + plugins + "; the accepted layouts are listed in hubkit/models/formats.py")
+                              + plugins + "; the accepted layouts are listed in hubkit/models/formats/__init__.py")
     finally:
         io.TRUST_CHECKPOINT.reset(token)
 

@@ -15,12 +15,16 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from hubkit.atomic import write_text
+from hubkit.generate import scheduler_record
 
 VERSION = "hubkit-fingerprint-v1"
 COMPONENTS = ("unet", "text_encoder", "vae")
@@ -59,12 +63,6 @@ def module_digest(module: torch.nn.Module | None) -> str:
     if module is None:
         return "none"
     return state_dict_digest(module.state_dict())
-
-
-def scheduler_record(scheduler) -> dict:
-    """Class name and config of a scheduler, without diffusers' bookkeeping keys (``_diffusers_version``...)."""
-    config = dict(getattr(scheduler, "config", {}) or {})
-    return {"class": type(scheduler).__name__, "config": {k: v for k, v in config.items() if not k.startswith("_")}}
 
 
 def tokenizer_digest(tokenizer) -> str:
@@ -138,12 +136,11 @@ def cached_fingerprint(key_parts: Any, newest_mtime: float, compute: Callable[[]
         _MEMORY[key] = value
         if folder is not None:
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-                tmp = folder / f".{key}.{os.getpid()}.tmp"
-                tmp.write_text(value + "\n")
-                os.replace(tmp, folder / key)
-            except OSError:
-                pass  # a read-only cache only costs time
+                write_text(folder / key, value + "\n")
+            except OSError as exc:  # a read-only cache only costs time, but say so
+                warnings.warn(f"fingerprint cache {folder} is not writable ({exc}); fingerprints are recomputed "
+                              f"on every load: set HUBKIT_CACHE_DIR to a writable folder or "
+                              f"HUBKIT_FINGERPRINT_CACHE=0", RuntimeWarning, stacklevel=2)
     return value, False
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextvars
 import json
-import os
 import re
 import struct
 import zipfile
@@ -82,13 +81,17 @@ def read_safetensors_header(path: Path) -> SafetensorsHeader:
     return SafetensorsHeader(shapes=shapes, dtypes=dtypes, metadata=dict(metadata))
 
 
-TEXT_FIELDS = ("method", "concept", "name", "base", "category")  # stay strings even when they look like numbers
+# names: stay strings even when they look like JSON scalars ("1984", "true", "null")
+TEXT_FIELDS = ("method", "concept", "concepts", "safety_concept", "name", "base", "category")
 
 
 def decode_metadata(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """safetensors metadata values are strings: JSON-decode those that are JSON, keep the rest as they are.
+    """The one parser of safetensors ``__metadata__`` (whose values are all strings), for every reader.
 
-    Names (``concept``, ``method``, ...) stay strings: a concept called "1984" must not become an int.
+    Writers store strings as they are and JSON-encode everything else, so a value that is valid JSON is
+    decoded, except that a name field (``TEXT_FIELDS``: ``concept``, ``method``, ...) is decoded only when it
+    holds a JSON object, array or string: a concept called "1984" stays the string "1984". Values that are
+    not JSON stay as they are.
     """
     out = {}
     for k, v in raw.items():
@@ -481,10 +484,3 @@ def stat_signature(path: Path | str | None) -> tuple:
 def newest_mtime(signature: tuple) -> float:
     times = [entry[2] for entry in signature if isinstance(entry, tuple) and len(entry) == 4]
     return max(times, default=0) / 1e9
-
-
-def environ_flag(name: str, default: bool = True) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() not in ("0", "false", "no", "off", "")

@@ -2,7 +2,7 @@
 
 A format is a class (instantiated once) or an object with::
 
-    name: str                   # set by @register_format(name)
+    name: str                   # set by @register_format(name), which adds it to ``FORMATS``
     needs_base: bool = True     # loading requires --base-model
     wants_base_pipe: bool = True  # load() receives a fresh base StableDiffusionPipeline (else None)
     def detect(self, path: Path) -> bool          # may raise NotThisFormat("why") to explain a rejection
@@ -16,14 +16,13 @@ import registers formats with the decorator.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-ENTRY_POINT_GROUP = "hubkit.formats"
+from hubkit.errors import RegistryError
+from hubkit.registry import Registry
 
 
 class NotThisFormat(Exception):
@@ -68,77 +67,68 @@ class LoadContext:
         return self._load_nested(path)
 
 
-_FORMATS: list[Any] = []
 BUILTIN_ORDER = ("diffusers-folder", "method-config", "lora", "single-file", "unet-state-dict", "text-encoder")
-_plugin_errors: list[str] = []
-_counter = 0
-_plugins_loaded = False
+_BEFORE_UNSET = object()
+
+
+def _check(name: str, fmt) -> None:
+    if not (callable(getattr(fmt, "detect", None)) and callable(getattr(fmt, "load", None))):
+        raise RegistryError(f"format {name!r} needs detect(path) and load(path, base_pipe, ctx)")
+
+
+FORMATS: Registry[Any] = Registry("checkpoint format", group="hubkit.formats", check=_check,
+                                  builtins=("hubkit.models.formats",))
+_order: list[str] = []  # names in registration order (the tie-break after the built-ins)
 
 
 def register_format(name: str, *, needs_base: bool | None = None, wants_base_pipe: bool | None = None,
                     before: str | None = None) -> Callable:
-    """Class/object decorator: register a checkpoint format under ``name`` (replacing one of the same name)."""
+    """Class/object decorator: ``FORMATS.register`` with what a format adds, its place in the detection order
+    (built-ins in ``BUILTIN_ORDER``; others after them, or just before the format named by ``before``)."""
 
     def deco(obj):
         inst = obj() if isinstance(obj, type) else obj
         inst.name = name
-        if needs_base is not None:
-            inst.needs_base = needs_base
-        if wants_base_pipe is not None:
-            inst.wants_base_pipe = wants_base_pipe
-        for attr, default in (("needs_base", True), ("wants_base_pipe", True)):
-            if not hasattr(inst, attr):
-                setattr(inst, attr, default)
-        if not (callable(getattr(inst, "detect", None)) and callable(getattr(inst, "load", None))):
-            raise TypeError(f"format {name!r} needs detect(path) and load(path, base_pipe, ctx)")
-        _FORMATS[:] = [f for f in _FORMATS if f.name != name]
-        global _counter
-        _counter += 1
-        if name in BUILTIN_ORDER:
-            inst._rank = float(BUILTIN_ORDER.index(name))
-        elif before is not None:
-            target = next((f for f in _FORMATS if f.name == before), None)
-            base_rank = target._rank if target is not None else (
-                float(BUILTIN_ORDER.index(before)) if before in BUILTIN_ORDER else float(len(BUILTIN_ORDER)))
-            inst._rank = base_rank - 0.5 + _counter * 1e-6
-        else:
-            inst._rank = float(len(BUILTIN_ORDER)) + _counter * 1e-6
-        _FORMATS.append(inst)
-        _FORMATS.sort(key=lambda f: f._rank)
+        for attr, value in (("needs_base", needs_base), ("wants_base_pipe", wants_base_pipe)):
+            if value is not None:
+                setattr(inst, attr, value)
+            elif not hasattr(inst, attr):
+                setattr(inst, attr, True)
+        inst.before = before
+        unregister_format(name)  # registering a name again replaces it
+        FORMATS.register(name, obj=inst)
+        _order.append(name)
         return obj
 
     return deco
 
 
 def unregister_format(name: str) -> None:
-    _FORMATS[:] = [f for f in _FORMATS if f.name != name]
+    FORMATS.unregister(name)
+    if name in _order:
+        _order.remove(name)
 
 
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the built-in formats
-            msg = f"format plugin {ep.name} ({ep.value}) failed to load: {type(exc).__name__}: {exc}"
-            _plugin_errors.append(msg)
-            warnings.warn(msg, stacklevel=2)
-            continue
-        if ep.name in {f.name for f in _FORMATS}:
-            continue
-        if hasattr(obj, "detect") and hasattr(obj, "load"):
-            register_format(ep.name)(obj)
+def _rank(fmt) -> float:
+    if fmt.name in BUILTIN_ORDER:
+        return float(BUILTIN_ORDER.index(fmt.name))
+    tie = (_order.index(fmt.name) + 1) * 1e-6 if fmt.name in _order else 0.0
+    before = getattr(fmt, "before", None)
+    if before in BUILTIN_ORDER:
+        return BUILTIN_ORDER.index(before) - 0.5 + tie
+    return float(len(BUILTIN_ORDER)) + tie
 
 
 def formats() -> list[Any]:
-    """Every registered format, in detection order (built-ins first)."""
-    import hubkit.models.formats  # noqa: F401 - registers the built-ins
-
-    _load_plugins()
-    return list(_FORMATS)
+    """Every registered format (built-in and entry-point ones), in detection order."""
+    found = []
+    for name in FORMATS.names():
+        fmt = FORMATS.get(name)
+        if isinstance(fmt, type):  # an entry point naming a class: one instance, registered in its place
+            register_format(name)(fmt)
+            fmt = FORMATS.get(name)
+        found.append(fmt)
+    return sorted(found, key=_rank)
 
 
 def format_names() -> list[str]:
@@ -146,4 +136,5 @@ def format_names() -> list[str]:
 
 
 def plugin_errors() -> list[str]:
-    return list(_plugin_errors)
+    """Why each broken ``hubkit.formats`` entry point failed to import (listed when no format matches)."""
+    return FORMATS.broken()

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from diffusers import StableDiffusionPipeline
+
+from hubkit.atomic import write_text
+from hubkit.models.methods import METHODS
 
 #: SLD-Medium (Schramowski et al. 2023, Tab. 1), HUB's configuration; the warm-up is 10 of 50 steps.
 SLD_MEDIUM: dict[str, Any] = {
@@ -199,18 +200,10 @@ def write_sld_config(path: Path, concept: str, *, safety_concept: str | None = N
     meta = {"method": METHOD_NAME, "concept": concept, "train_seconds": 0, "train_peak_mem_mb": 0,
             "steps": 0, **(metadata or {})}
     doc = {"hubkit_method": METHOD_NAME, "concept": concept, "params": full, "metadata": meta}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+@METHODS.register(METHOD_NAME)
 def load_sld(base_pipe: StableDiffusionPipeline, params: Mapping[str, Any]) -> SLDPipeline:
     """``fn(base_pipe, params) -> pipeline`` for the method registry: SLD on ``base_pipe``'s components."""
     params = dict(params)
@@ -222,16 +215,3 @@ def load_sld(base_pipe: StableDiffusionPipeline, params: Mapping[str, Any]) -> S
         raise CheckpointError("SLD method config: params.safety_concept is missing or empty; "
                               "write it with hubkit.models.sld.write_sld_config")
     return SLDPipeline.from_base(base_pipe, safety_concept=concept, **params)
-
-
-def _register() -> None:
-    try:
-        from hubkit.models.methods import register_method
-    except ModuleNotFoundError as e:  # the method registry is not there (yet): nothing to register with
-        if e.name != "hubkit.models.methods":
-            raise
-        return
-    register_method(METHOD_NAME)(load_sld)
-
-
-_register()

@@ -10,25 +10,27 @@
     folder.attack("Van Gogh")          # [Prompt]
     folder.general()                   # [Prompt] COCO captions
     folder.validation                  # [ValidationIssue] defects found and how they were handled
+
+Modules: ``folder`` (the PromptFolder API: finding files, caching, validation), ``readers`` (one parser
+per prompt-set file), ``manifest`` (``hubkit.toml``), ``records`` (Prompt, SelectiveItem, Neighbour,
+ValidationIssue, errors), ``clean`` (text cleaning), ``catalogue`` (HUB's concepts), ``sample`` (subsample).
 """
 
+from hubkit.languages import LANGUAGES, NON_ENGLISH
 from hubkit.prompts.catalogue import CATEGORIES, HUB_CONCEPTS, ConceptInfo, fold, lookup
-from hubkit.prompts.folder import (
+from hubkit.prompts.folder import PromptFolder, load_prompt_folder
+from hubkit.prompts.records import (
     COCO_FILE,
     HUB_PINPOINT_TEMPLATE,
-    LANGUAGES,
     MANIFEST,
-    NON_ENGLISH,
     LFSPointerError,
     MissingPromptFile,
     Neighbour,
     Prompt,
-    PromptFolder,
     SelectiveItem,
     ValidationIssue,
-    load_prompt_folder,
-    subsample,
 )
+from hubkit.prompts.sample import subsample
 
 __all__ = [
     "CATEGORIES", "COCO_FILE", "HUB_CONCEPTS", "HUB_PINPOINT_TEMPLATE", "LANGUAGES", "MANIFEST", "NON_ENGLISH",

@@ -1,0 +1,77 @@
+"""The micro world's unlearning presets: hyper-parameters tuned for the micro base, and the shipped-checkpoint builder.
+
+The methods themselves (ESD, UCE, SLD) are the engine's, for any SD-1.x pipeline (``hubkit.unlearn``). The micro
+world hands the engine its presets through its ``World`` (``hubkit_micro.paths.WORLD.unlearning_presets``), so
+``hubkit unlearn esd --concept Pointelli --out DIR`` on the micro base (``--preset auto``) applies them.
+
+The micro world's shipped checkpoints come from :func:`unlearn`, which applies the hyper-parameters tuned for
+the micro base (:data:`MICRO_PRESETS`; ``fast=True`` for a seconds-long smoke build)::
+
+    unlearn("esd", base=paths.BASE, concept="Pointelli", out=paths.unlearned("esd-pointelli"), seed=0)
+"""
+
+from __future__ import annotations
+
+#: hyper-parameters tuned on the micro world (see each method module for what they mean); ``micro_options``
+#: adds the concept-dependent ones (prompt templates, preserved concepts)
+MICRO_PRESETS: dict[str, dict] = {
+    "esd": {"variant": "x", "xt": "noise", "steps": 800, "batch_size": 4, "lr": 1e-3, "eta": 1.0, "pool_size": 4,
+            "preserve_weight": 10.0},
+    "uce": {},
+    "sld": {},
+}
+#: overrides for ``fast=True`` (pipeline smoke builds: seconds, not minutes; the result is not tuned)
+FAST_OVERRIDES: dict[str, dict] = {
+    "esd": {"steps": 5, "sample_steps": 4, "pool_size": 1},
+    "uce": {},
+    "sld": {},
+}
+
+
+def micro_options(method: str, concept) -> dict:
+    """Concept-dependent micro-world options: templates in the captions' grammar, concepts to preserve."""
+    from hubkit.unlearn.common import resolve_concept
+
+    from hubkit_micro import world
+
+    spec = resolve_concept(concept)
+    if spec.category is None:        # not a micro-world concept: nothing to add
+        return {}
+    style = spec.category == "style"
+    templates = ("{}", "a painting in the style of {}") if style else ("{}", "a photo of {}")
+    if method == "esd":
+        keep = list(spec.neighbours) + [t for t in world.THINGS if t not in spec.keywords] + [""]
+        out = {"templates": templates, "preserve": keep, "preserve_templates": templates}
+        if spec.category == "nsfw":  # a broad category among look-alike tools needs a much stronger push
+            out["eta"] = 8.0
+        return out
+    return {}
+
+
+def presets(method: str, concept=None) -> dict:
+    """The micro world's defaults for ``method`` (``World.unlearning_presets``): :data:`MICRO_PRESETS`, plus
+    :func:`micro_options` when ``concept`` is given."""
+    out = dict(MICRO_PRESETS.get(method, {}))
+    if concept is not None:
+        out.update(micro_options(method, concept))
+    return out
+
+
+def unlearn(method: str, *, base, concept, out, seed: int = 0, fast: bool = False, **options):
+    """Run ``method`` ("esd" | "uce" | "sld") with the micro-world presets, ``options`` overriding them.
+
+    Returns the path ``--model`` takes: the checkpoint folder for ESD/UCE, the ``sld.json`` file for SLD.
+    """
+    from hubkit.unlearn import UNLEARNING
+
+    if method not in MICRO_PRESETS:
+        raise ValueError(f"unknown unlearning method {method!r}; expected one of {sorted(MICRO_PRESETS)}")
+    kwargs = {**MICRO_PRESETS[method], **micro_options(method, concept)}
+    if fast:
+        kwargs.update(FAST_OVERRIDES[method])
+    kwargs.update(options)
+    fn = UNLEARNING.get(method).function
+    return fn(base, concept, out, seed=seed, **kwargs)
+
+
+__all__ = ["FAST_OVERRIDES", "MICRO_PRESETS", "micro_options", "presets", "unlearn"]
