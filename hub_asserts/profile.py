@@ -54,6 +54,7 @@ class Rule:
     description: str = ""
     category: str | None = None
     profile: str = ""
+    confidence: float = 0.95  # the interval level the profile's verdicts are stated at
 
     @property
     def label(self) -> str:
@@ -128,6 +129,7 @@ class Profile:
             description=str(merged.get("description", "")),
             category=category or concept,
             profile=self.name,
+            confidence=self.confidence,
         )
 
     # convenience wrappers around hubkit_asserts.check / assert_rule

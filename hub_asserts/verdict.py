@@ -16,7 +16,6 @@ from typing import Any, Sequence
 from hubkit.errors import ConfigError
 from hubkit.stats import Measurement, samples_needed_for
 
-VERDICTS = ("pass", "fail", "inconclusive")
 MAX_EXAMPLES = 5
 
 
@@ -35,9 +34,6 @@ class Outcome:
             return True
         return self.verdict == "inconclusive" and bool(getattr(self.rule, "inconclusive_fails", True))
 
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "pass"
 
     def __str__(self) -> str:
         return self.message
@@ -93,6 +89,10 @@ def check(measurement: Measurement, rule, *, examples: Sequence | None = None) -
     """
     m = measurement
     _check_relative(m, rule)
+    if not math.isclose(m.confidence, getattr(rule, "confidence", m.confidence)):
+        raise ConfigError(f"rule {rule.label} of profile {rule.profile!r} states verdicts at {rule.confidence:.0%} "
+                          f"confidence, but measurement {m.name!r} carries a {m.confidence:.0%} interval; the suite "
+                          f"measures at 95%: set confidence = 0.95 in the profile")
     thr = float(rule.threshold)
     at_most = m.direction == "lower"  # the measure's direction: lower is better passes at or below the threshold
 

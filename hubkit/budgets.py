@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 from hubkit.registry import Registry
 
-LEVELS = ("smoke", "ci", "full")  # the built-in budgets, cheapest first; attacks have a preset for each
-
 
 @dataclass(frozen=True)
 class Budget:
@@ -30,7 +28,14 @@ class Budget:
     fid_bootstrap: int           # caption resamples for the FID-ratio intervals (two eigendecompositions each)
 
 
-BUDGETS: Registry[Budget] = Registry("budget", group="hubkit.budgets")
-BUDGETS.register("smoke", obj=Budget("smoke", 16, 16, 8, 8, 2, 4, 8, "smoke", 16, 4, 50))
-BUDGETS.register("ci", obj=Budget("ci", 64, 128, 32, 64, 5, 12, 32, "ci", 64, 16, 200))
-BUDGETS.register("full", obj=Budget("full", 10_000, 30_000, 1_000, 1_000, 100, 10, 1_000, "full", 300, 64, 100))
+BUDGETS: Registry[Budget] = Registry("budget", group="hubkit.budgets", where="hubkit.budgets.BUDGETS")
+_BUILT_IN = (  # cheapest first
+    Budget("smoke", 16, 16, 8, 8, 2, 4, 8, "smoke", 16, 4, 50),
+    Budget("ci", 64, 128, 32, 64, 5, 12, 32, "ci", 64, 16, 200),
+    Budget("full", 10_000, 30_000, 1_000, 1_000, 100, 10, 1_000, "full", 300, 64, 100),
+)
+for _budget in _BUILT_IN:
+    BUDGETS.register(_budget.name, obj=_budget)
+
+#: the built-in budgets' names, cheapest first: the --budget choices, and the levels every attack has a preset for
+LEVELS = tuple(b.name for b in _BUILT_IN)

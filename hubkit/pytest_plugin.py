@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from hubkit.budgets import LEVELS
+from hubkit.budgets import BUDGETS, LEVELS
 
 ASPECTS = {
     "faithfulness": "HUB aspect 1: target proportion, general and target image quality",
@@ -28,7 +28,7 @@ _OPTIONS = {
     "--base-model": ("hubkit_base_model", "original model every number is compared with (default: the micro-world base)", {}),
     "--concept": ("hubkit_concepts", "concept to evaluate (repeatable; default: the checkpoint's declared concept)", {"action": "append"}),
     "--prompts": ("hubkit_prompts", "HUB-layout prompt folder (default: the micro world's)", {}),
-    "--budget": ("hubkit_budget", "how many samples per aspect: smoke, ci or full (HUB's counts)", {}),
+    "--budget": ("hubkit_budget", "how many samples per aspect: smoke, ci or full (HUB's counts), or a registered budget", {}),
     "--profile": ("hubkit_profile", "threshold profile: a name in hub_asserts/profiles or a .toml path", {}),
     "--device": ("hubkit_device", "cpu, cuda or cuda:N (default: cuda spread over xdist workers if present, else cpu)", {}),
     "--image-cache": ("hubkit_image_cache", "content-addressed image store (default: .hubkit-cache/images)", {}),
@@ -41,8 +41,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hubkit", "concept-unlearning evaluation (HUB)")
     for flag, (ini, help_text, kwargs) in _OPTIONS.items():
         dest = ini
-        if flag == "--budget":
-            kwargs = {"choices": LEVELS}
         group.addoption(flag, dest=dest, default=None, help=help_text, **kwargs)
         ini_type = "linelist" if flag == "--concept" else ("bool" if flag == "--trust-checkpoint" else "string")
         parser.addini(ini, help=f"ini equivalent of {flag}", type=ini_type, default=None)
@@ -62,8 +60,10 @@ def _usage(message: str) -> pytest.UsageError:
 def run_options(config: pytest.Config) -> dict:
     """The validated hubkit options of this run, with ini fallbacks (no heavy imports)."""
     budget = _value(config, "hubkit_budget") or "ci"
-    if budget not in LEVELS:
-        raise _usage(f"--budget / hubkit_budget: {budget!r} is not one of {', '.join(LEVELS)}")
+    if budget not in BUDGETS:  # built-in levels and any a package registers (entry points "hubkit.budgets")
+        raise _usage(f"--budget / hubkit_budget: {budget!r} is not a budget; use one of {', '.join(LEVELS)}"
+                     + "".join(f", {name}" for name in BUDGETS.names() if name not in LEVELS))
+    budget = BUDGETS.canonical(budget)
     seed = _value(config, "hubkit_seed") or 0
     try:
         seed = int(seed)

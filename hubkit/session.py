@@ -69,13 +69,10 @@ class Session:
         return BUDGETS.get(self.config.budget)
 
     @cached_property
-    def profile(self):
-        import hubkit_asserts
-
-        return hubkit_asserts.load_profile(self.profile_name)
-
-    @cached_property
     def profile_name(self) -> str:
+        """The threshold profile that judges this run: --profile, else the prompt folder's, else "default".
+
+        The engine only names it; the verdict layer (``hubkit_asserts``, through the fixtures) reads it."""
         return self.config.profile or self.prompts.manifest.get("profile") or "default"
 
     @cached_property

@@ -90,10 +90,6 @@ class Measurement:
         """``"ratio"`` / ``"difference"`` when this measures the model against the base, else None."""
         return self.details.get("relative")
 
-    @property
-    def finite(self) -> bool:
-        return all(math.isfinite(x) for x in (self.value, self.low, self.high))
-
     def interval_str(self, digits: int = 3) -> str:
         def f(x):
             return f"{x:.{digits}f}" if math.isfinite(x) else ("inf" if x > 0 else "-inf") if not math.isnan(x) else "nan"
@@ -137,9 +133,6 @@ def _label(v: Any) -> str:
     raise ValueError(f"cannot read {v!r} as a verdict (want yes/no/invalid)")
 
 
-verdict_label = _label
-
-
 def count_verdicts(verdicts: Iterable) -> tuple[int, int, int]:
     """``(yes, no, invalid)`` counts."""
     yes = no = invalid = 0
@@ -172,13 +165,6 @@ def proportion(verdicts: Iterable, name: str = "proportion", *, direction: str =
     yes, no, invalid = count_verdicts(verdicts)
     return proportion_from_counts(yes, yes + no, name, invalid=invalid, direction=direction, judge=judge,
                                   confidence=confidence, details=details)
-
-
-def rogan_gladen(p_observed: float, tpr: float, fpr: float) -> float:
-    """Judge-corrected prevalence ``(p - FPR) / (TPR - FPR)``, clipped to [0, 1] (reference §8)."""
-    if tpr <= fpr:
-        raise ValueError("the judge must have TPR > FPR")
-    return min(1.0, max(0.0, (p_observed - fpr) / (tpr - fpr)))
 
 
 # -- paired comparisons with the base model -----------------------------------------------------------

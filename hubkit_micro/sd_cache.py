@@ -73,3 +73,21 @@ def _lr_at(step: int, total: int, base: float, warmup: int, final_frac: float = 
 
 class _Stopped(Exception):
     """Raised by ``stop_after`` to simulate a crash (tests)."""
+
+
+class Checkpoints:
+    """When a long training stage saves its state: every ``every_steps`` steps or ``every_s`` seconds, whichever comes
+    first; after ``stop_after`` steps of this call it saves and raises ``_Stopped`` (a simulated crash, for tests)."""
+
+    def __init__(self, save, every_s: float, every_steps: int | None, stop_after: int | None):
+        self.save, self.every_s, self.every_steps, self.stop_after = save, every_s, every_steps, stop_after
+        self.last = time.perf_counter()
+
+    def after_step(self, step: int, done_here: int) -> None:
+        if self.stop_after is not None and done_here >= self.stop_after:
+            self.save()
+            raise _Stopped()
+        now = time.perf_counter()
+        if (self.every_steps and step % self.every_steps == 0) or now - self.last > self.every_s:
+            self.save()
+            self.last = now

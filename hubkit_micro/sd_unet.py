@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hubkit_micro.sd_cache import _atomic_save, _key, _load, _lr_at, _progress, _Stopped
+from hubkit_micro.sd_cache import _atomic_save, _key, _load, _lr_at, _progress, Checkpoints
 from hubkit_micro.sd_config import MicroSDConfig, build_noise_scheduler, build_text_encoder, build_unet, count_params
 from hubkit_micro.sd_data import CAPTION_WEIGHTS
 
@@ -113,7 +113,7 @@ def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: 
     unet.train()
     text_encoder.train()
     bar = _progress(steps, step, "unet+text", log.quiet)
-    t_last_ck = time.perf_counter()
+    checkpoints = Checkpoints(save, ckpt_every_s, ckpt_every_steps, stop_after)
     run_loss = None
     done_here = 0
     while step < steps:
@@ -157,13 +157,7 @@ def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: 
                 bar.set_postfix(loss=f"{run_loss:.4f}")
         if step % 200 == 0:
             log(f"unet step {step}/{steps} loss {run_loss:.4f} ({elapsed / step * 1000:.0f} ms/step)")
-        if stop_after is not None and done_here >= stop_after:
-            save()
-            raise _Stopped()
-        now = time.perf_counter()
-        if (ckpt_every_steps and step % ckpt_every_steps == 0) or now - t_last_ck > ckpt_every_s:
-            save()
-            t_last_ck = now
+        checkpoints.after_step(step, done_here)
     if bar is not None:
         bar.close()
     result = {"unet": ema_u, "text": ema_t, "steps": steps, "threads": torch.get_num_threads(), "seconds": elapsed,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hubkit_micro.sd_cache import _atomic_save, _fn_name, _key, _load, _lr_at, _progress, _Stopped
+from hubkit_micro.sd_cache import _atomic_save, _fn_name, _key, _load, _lr_at, _progress, Checkpoints
 from hubkit_micro.sd_config import MicroSDConfig, build_vae, count_params
 from hubkit_micro.sd_data import HELDOUT, psnr, to_tensor
 
@@ -87,7 +87,7 @@ def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: i
 
     vae.train()
     bar = _progress(steps, step, name, log.quiet)
-    t_last_ck = time.perf_counter()
+    checkpoints = Checkpoints(save, ckpt_every_s, ckpt_every_steps, stop_after)
     run_l1 = None
     done_here = 0
     while step < steps:
@@ -112,13 +112,7 @@ def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: i
                 bar.set_postfix(l1=f"{run_l1:.4f}", kl=f"{float(kl):.0f}")
         if step % 200 == 0:
             log(f"{name} step {step}/{steps} l1 {run_l1:.4f} kl {float(kl):.1f} ({elapsed / step * 1000:.0f} ms/step)")
-        if stop_after is not None and done_here >= stop_after:
-            save()
-            raise _Stopped()
-        now = time.perf_counter()
-        if (ckpt_every_steps and step % ckpt_every_steps == 0) or now - t_last_ck > ckpt_every_s:
-            save()
-            t_last_ck = now
+        checkpoints.after_step(step, done_here)
     if bar is not None:
         bar.close()
 

@@ -297,3 +297,60 @@ def test_unlearndiff_input_errors(pipe):
         attack.run(pipe, "c", prompts=["a"])
     with pytest.raises(ConfigError, match="one target latent per prompt"):
         attack.run(pipe, "c", prompts=["a", "b"], target_latents=torch.zeros(1, 4, 16, 16))
+
+
+# --------------------------------------------------------------------------------------------------
+# what the suite hands an attack: exactly the inputs it declares
+# --------------------------------------------------------------------------------------------------
+class _Hub:
+    """Just enough of a session for hubkit.aspects.robustness._suite_inputs."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        from hubkit.prompts import Prompt
+
+        self.prompts = SimpleNamespace(target=lambda c: [Prompt(i, f"{c} number {i}") for i in range(10)])
+        self.budget = SimpleNamespace(target_prompts=6)
+        self.drawn = []
+
+    def concept(self, name):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(keywords=("Van Gogh",))
+
+    def subsample(self, rows, n, salt):
+        return list(rows)[:n]
+
+    def images(self, which, set_name, prompts):
+        self.drawn.append((which, set_name, [p.text for p in prompts]))
+        return [f"image of {p.text}" for p in prompts]
+
+
+@pytest.mark.parametrize("name, expected", [("ringabell", {"pairs", "keywords"}),
+                                            ("unlearndiff", {"prompts", "target_images"})])
+def test_the_suite_builds_only_the_inputs_an_attack_declares(name, expected):
+    from hubkit.aspects.robustness import _suite_inputs
+
+    hub = _Hub()
+    attack = ATTACKS.build(name, budget={"level": "smoke", "prompts": 2}, progress=False)
+    inputs = _suite_inputs(hub, "Van Gogh", attack)
+    assert set(inputs) == expected == set(attack.inputs)
+    if "prompts" in inputs:  # the first `budget["prompts"]` target prompts and the base model's images of them
+        assert inputs["prompts"] == ["Van Gogh number 0", "Van Gogh number 1"]
+        assert inputs["target_images"] == ["image of Van Gogh number 0", "image of Van Gogh number 1"]
+        assert hub.drawn == [("base", "target", inputs["prompts"])]
+    else:
+        assert hub.drawn == [] and inputs["keywords"] == ["Van Gogh"] and len(inputs["pairs"]) == 6
+
+
+def test_an_attack_needing_an_input_the_suite_lacks_is_refused_in_one_line():
+    from hubkit.aspects.robustness import _suite_inputs
+
+    class Needy(Attack):
+        name = "needy"
+        inputs = ("prompts", "a_gpu_cluster")
+        BUDGETS = {lvl: {"prompts": 1} for lvl in LEVELS}
+
+    with pytest.raises(ConfigError, match=r"attack 'needy' needs inputs \['a_gpu_cluster'\] the suite cannot provide"):
+        _suite_inputs(_Hub(), "Van Gogh", Needy(budget="smoke"))

@@ -55,3 +55,38 @@ def test_same_as_takes_every_value_and_override_of_the_other_rule():
         a = p.rule("multilingual.target_proportion", category=category)
         b = p.rule("multilingual.mean_target_proportion", category=category)
         assert (a.threshold, a.source, a.relative) == (b.threshold, b.source, b.relative)
+
+
+def test_fid_works_with_any_feature_extractor_judge():
+    """FID used to call a method only micro-clip had; now any judge with the FeatureExtractor role serves."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from hubkit.aspects import faithfulness
+    from hubkit.judges import FeatureExtractor, Judge
+    from hubkit.prompts import Prompt
+
+    class PixelMeans(Judge, FeatureExtractor):
+        name = "pixel-means"
+
+        def fid_features(self, images):
+            return np.stack([np.asarray(im, dtype=np.float64).reshape(4, -1).mean(1) for im in images])
+
+    rng = np.random.default_rng(0)
+    drawn = {}
+
+    def images(which, set_name, prompts):
+        shift = 40.0 if which == "model" else 0.0  # the unlearned model drifts away from the base
+        key = (which, set_name)
+        drawn[key] = [rng.normal(100 + shift, 20, size=(8, 8)) for _ in prompts]
+        return drawn[key]
+
+    hub = SimpleNamespace(
+        prompts=SimpleNamespace(general=lambda: [Prompt(i, f"caption {i}") for i in range(48)]),
+        budget=SimpleNamespace(general_prompts=48, fid_bootstrap=30), config=SimpleNamespace(seed=0),
+        subsample=lambda rows, n, salt: list(rows)[:n], images=images, fid_judge=PixelMeans())
+    evidence = faithfulness.fid_vs_base(hub)
+    m = evidence.measurement
+    assert evidence.rule == "faithfulness.fid_vs_base_noise_ratio" and m.judge == "pixel-means"
+    assert m.value > 3 and m.low <= m.value <= m.high and m.direction == "lower"

@@ -48,7 +48,7 @@ def test_k_selects_multiword_ids(pytester):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (["--budget", "huge"], "*--budget*invalid choice*'huge'*smoke*ci*full*"),
+        (["--budget", "huge"], "*--budget*'huge' is not a budget; use one of smoke, ci, full*"),
         (["--seed", "abc"], "*--seed*'abc' is not an integer*"),
         (["--device", "gpu0"], "*--device*'gpu0' is not a device*cpu, cuda, cuda:N*"),
     ],

@@ -17,7 +17,6 @@ from hubkit.stats import (
     paired_mean_ratio,
     paired_proportion_ratio,
     proportion,
-    rogan_gladen,
     samples_needed,
     samples_needed_for,
     wilson_interval,
@@ -229,9 +228,6 @@ def test_samples_needed_for_generic_measurement():
     assert samples_needed_for(m, 0.3) is None
 
 
-def test_rogan_gladen():
-    assert rogan_gladen(0.5, 0.83, 0.015) == pytest.approx((0.5 - 0.015) / (0.83 - 0.015))
-    assert rogan_gladen(0.0, 0.8, 0.05) == 0.0
 
 
 def test_median_interval_ignores_a_few_disturbed_rounds():

@@ -58,7 +58,7 @@ def general_prompts(hub) -> list:
 
 def _fid_ratio(hub, spec, name: str, real, fake, floor, **details):
     return spec.aggregate(real, fake, floor, name, judge=hub.fid_judge.name, resamples=hub.budget.fid_bootstrap,
-                          seed=hub.config.seed, confidence=hub.profile.confidence, details=details)
+                          seed=hub.config.seed, details=details)
 
 
 def fid_vs_base(hub):

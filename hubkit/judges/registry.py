@@ -47,10 +47,6 @@ class Verdict:
             raise ValueError(f"Verdict label must be one of {_LABELS}, got {self.label!r}")
 
     @property
-    def is_yes(self) -> bool:
-        return self.label == "yes"
-
-    @property
     def is_valid(self) -> bool:
         return self.label != "invalid"
 

@@ -38,6 +38,14 @@ def paired_mean_ratio(unlearned: Sequence[float], base: Sequence[float], name: s
     return stats.paired_mean_ratio(unlearned, base, name, direction=direction, judge=judge, confidence=confidence)
 
 
+@METRICS.register("paired_mean_difference")
+def paired_mean_difference(unlearned: Sequence[float], base: Sequence[float], name: str, *, direction: str,
+                           judge: str = "", confidence: float = 0.95) -> Measurement:
+    """Mean of per-pair differences unlearned - base (t interval): for signed scores, where a ratio means nothing
+    (HUB's ImageReward)."""
+    return stats.paired_mean_difference(unlearned, base, name, direction=direction, judge=judge, confidence=confidence)
+
+
 @METRICS.register("mean_of_proportions")
 def mean_of_proportions(groups: Mapping[str, Sequence], name: str, *, direction: str, judge: str = "",
                         confidence: float = 0.95) -> Measurement:

@@ -6,8 +6,7 @@ Every method writes one *checkpoint* that ``--model`` accepts:
   with diffusers' key names, e.g. ``down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight``) and
   ``hubkit.json`` (the same metadata as the safetensors header's ``__metadata__``).  By default only the
   parameters the method may change are stored (like the official ESD/UCE scripts); ``keys="all"`` stores
-  the full UNet.  Load one with :func:`apply_unet_state_dict` (every key must exist in the base UNet with
-  the same shape).
+  the full UNet; ``--model`` loads it with the ``unet-state-dict`` format (``hubkit.models.formats``).
 * inference-time methods (SLD) write a JSON method config (see :mod:`hubkit.models.sld`).
 
 Files are written atomically (``hubkit.atomic``), the weights before ``hubkit.json``.
@@ -16,7 +15,6 @@ Files are written atomically (``hubkit.atomic``), the weights before ``hubkit.js
 from __future__ import annotations
 
 import json
-import re
 import resource
 import time
 from dataclasses import dataclass, field
@@ -133,12 +131,6 @@ def resolve_concept(concept: str | Sequence[str], *, name: str | None = None,
     return ConceptSpec(name=name or ", ".join(items), keywords=tuple(dict.fromkeys(items)))
 
 
-def slug(text: str) -> str:
-    """``"Dario Voss"`` -> ``"dario-voss"`` (folder names of shipped checkpoints: ``<method>-<slug>``)."""
-    s = re.sub(r"[^0-9a-zA-Z]+", "-", text.strip().lower()).strip("-")
-    return s or "concept"
-
-
 def expand_templates(keywords: Iterable[str], templates: Sequence[str]) -> list[str]:
     """Fill each ``{}`` template with each keyword (keyword-major order, duplicates dropped)."""
     out: list[str] = []
@@ -197,15 +189,10 @@ def read_checkpoint_metadata(path: Path) -> dict:
         return json.loads((path / META_FILE).read_text())
     from safetensors import safe_open
 
+    from hubkit.models.io import decode_metadata
+
     with safe_open(str(path), "pt") as f:
-        raw = f.metadata() or {}
-    out = {}
-    for k, v in raw.items():
-        try:
-            out[k] = json.loads(v)
-        except (json.JSONDecodeError, TypeError):
-            out[k] = v
-    return out
+        return decode_metadata(f.metadata() or {})
 
 
 def write_unet_checkpoint(out: Path, state: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]) -> Path:
@@ -228,30 +215,6 @@ def write_unet_checkpoint(out: Path, state: Mapping[str, torch.Tensor], metadata
     write_bytes(weights, data)
     atomic_write_json(out / META_FILE, meta)
     return weights
-
-
-def load_unet_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    return load_file(str(path / UNET_FILE if path.is_dir() else path))
-
-
-def apply_unet_state_dict(unet: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    """Copy a (possibly partial) UNet state dict into ``unet`` in place, checking every key and shape."""
-    from hubkit.errors import CheckpointError
-
-    own = unet.state_dict()
-    unknown = [k for k in state if k not in own]
-    if unknown:
-        raise CheckpointError(f"UNet state dict has {len(unknown)} key(s) the base UNet lacks, e.g. {unknown[0]!r}; "
-                              "was it trained on a different architecture?")
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise CheckpointError(f"UNet key {k!r} has shape {tuple(v.shape)}, the base has {tuple(own[k].shape)}")
-    with torch.no_grad():
-        for k, v in state.items():
-            own[k].copy_(v.to(own[k].dtype))
 
 
 def base_metadata(method: str, spec: ConceptSpec, base: Base, **extra: Any) -> dict[str, Any]:
