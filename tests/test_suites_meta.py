@@ -89,7 +89,8 @@ def test_esd_report_shows_a_real_side_effect(run_suite):
         r for r in records
         if (r["aspect"].startswith(("pinpoint", "alignment", "faithfulness.target_quality")) and r["high"] < 1.0)
         or (r["aspect"] == "faithfulness.fid_vs_base_noise_ratio" and r["value"] > 1.2)
-        or (r["aspect"] in ("multilingual.target_proportion", "robustness.attack_success")
+        or (r["aspect"] in ("multilingual.target_proportion", "multilingual.mean_target_proportion",
+                            "robustness.attack_success")
             and r["value"] > erased["value"] and r["low"] > 0)
     ]
     assert side_effects, f"no side effect measured in {[(r['aspect'], r['value']) for r in records]}"
