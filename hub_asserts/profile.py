@@ -3,8 +3,10 @@
 A profile is a TOML file of *rules*, one per measure (``hubkit.aspects.MEASURES``; the rule key is the
 measure's name). A rule is any table with a ``threshold`` or ``source`` key::
 
+    alpha = 0.05                         # each decision's error rate: a one-sided bound at 1 - alpha decides
+    confidence = 0.95                    # level of the two-sided intervals shown in reports (display only)
+    min_n = 8                            # below this many samples no rule passes or fails: inconclusive
     inconclusive_fails = true            # an inconclusive verdict fails the test (default true)
-    confidence = 0.95                    # interval level the measurements are expected to carry
 
     [faithfulness.target_proportion]     # rule key "faithfulness.target_proportion"
     relative = false                     # false | "ratio" | "difference": compared with the base model?
@@ -15,7 +17,8 @@ measure's name). A rule is any table with a ``threshold`` or ``source`` key::
     threshold = 0.085
     source = "HUB Tab. 3 ESD celebrity TP .085"
 
-Rule keys: ``threshold``, ``source``, ``relative``, ``inconclusive_fails``, ``enabled``, ``description``;
+Rule keys: ``threshold``, ``source``, ``relative``, ``inconclusive_fails``, ``enabled``, ``description``,
+``alpha`` and ``min_n`` (a rule may state its own error rate or minimum n; the profile's apply otherwise);
 ``same_as = "other.rule"`` makes a rule take every value of another (two measures, one bar).
 Which side of the threshold passes is not a rule key: the measure declares which way is better (a
 "lower is better" measure passes at or below its threshold), so a rule cannot contradict its measure.  A sub-table of a rule overrides any of them for the category or concept it is named
@@ -37,8 +40,10 @@ from typing import Any
 from hubkit.errors import ConfigError
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
-RULE_KEYS = {"threshold", "source", "relative", "inconclusive_fails", "enabled", "description"}
-TOP_KEYS = {"extends", "inconclusive_fails", "confidence", "description", "name"}
+RULE_KEYS = {"threshold", "source", "relative", "inconclusive_fails", "enabled", "description", "alpha", "min_n"}
+TOP_KEYS = {"extends", "inconclusive_fails", "confidence", "alpha", "min_n", "description", "name"}
+DEFAULT_ALPHA = 0.05
+DEFAULT_MIN_N = 8
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,9 @@ class Rule:
     description: str = ""
     category: str | None = None
     profile: str = ""
-    confidence: float = 0.95  # the interval level the profile's verdicts are stated at
+    confidence: float = 0.95  # level of the two-sided intervals shown (display only)
+    alpha: float = DEFAULT_ALPHA  # error rate of each decision: it rests on a one-sided bound at 1 - alpha
+    min_n: int = DEFAULT_MIN_N  # fewer samples than this: inconclusive, whatever the bounds say
 
     @property
     def label(self) -> str:
@@ -86,6 +93,8 @@ class Profile:
     confidence: float = 0.95
     description: str = ""
     _rules: dict = field(default_factory=dict, repr=False)
+    alpha: float = DEFAULT_ALPHA
+    min_n: int = DEFAULT_MIN_N
 
     def keys(self) -> list[str]:
         return sorted(self._rules)
@@ -130,6 +139,8 @@ class Profile:
             category=category or concept,
             profile=self.name,
             confidence=self.confidence,
+            alpha=float(merged.get("alpha", self.alpha)),
+            min_n=int(merged.get("min_n", self.min_n)),
         )
 
     # convenience wrappers around hubkit_asserts.check / assert_rule
@@ -256,6 +267,23 @@ def _validate_rule(base: dict, subs: dict, key: str, where: str) -> None:
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
                 raise ConfigError(f"{label}: threshold must be a finite number, got {t!r}")
         _norm_relative(merged.get("relative"), label)
+        if "alpha" in table:
+            _check_alpha(table["alpha"], label)
+        if "min_n" in table:
+            _check_min_n(table["min_n"], label)
+
+
+def _check_alpha(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 0.5:
+        raise ConfigError(f"{where}: alpha (the one-sided error rate of a decision) must be a number in (0, 0.5), "
+                          f"got {value!r}")
+    return float(value)
+
+
+def _check_min_n(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: min_n must be a whole number >= 1, got {value!r}")
+    return value
 
 
 def load_profile(name_or_path: str | Path = "default") -> Profile:
@@ -271,6 +299,8 @@ def load_profile(name_or_path: str | Path = "default") -> Profile:
     confidence = float(settings.get("confidence", 0.95))
     if not 0 < confidence < 1:
         raise ConfigError(f"{where}: confidence must be in (0, 1), got {confidence}")
+    alpha = _check_alpha(settings.get("alpha", DEFAULT_ALPHA), where)
+    min_n = _check_min_n(settings.get("min_n", DEFAULT_MIN_N), where)
     rules: dict = {}
     _collect({k: v for k, v in data.items() if isinstance(v, dict)}, "", rules, where)
     _resolve_same_as({k: v for k, v in data.items() if isinstance(v, dict)}, rules, where)
@@ -284,4 +314,6 @@ def load_profile(name_or_path: str | Path = "default") -> Profile:
         confidence=confidence,
         description=str(settings.get("description", "")),
         _rules=rules,
+        alpha=alpha,
+        min_n=min_n,
     )

@@ -1,6 +1,10 @@
 """The ``hubkit`` command: jobs that are not tests (unlearning, and what installed worlds add).
 
     hubkit unlearn esd|uce|sld --base B --concept C --out PATH
+    hubkit prompts check DIR                  what a prompt folder holds and what the loader did (exit 1: unusable)
+    hubkit judges list                        every registered judge and its roles (hubkit.judges.cli)
+    hubkit judges check --judges FILE         build each judge a [judges] table configures, run it on a few images
+    hubkit fid-reference DIR -o stats.npz --judges FILE   FID reference statistics of a folder of images
     hubkit micro build [--only STEP ...]      rebuild the embedded micro world from seeds (hubkit_micro)
     hubkit micro check                        re-measure every micro-world bar, print one JSON object
 
@@ -19,11 +23,13 @@ import os
 import sys
 from typing import Callable
 
+from hubkit.devices import passive_openmp_waiting
 from hubkit.errors import HubkitError
 from hubkit.registry import Registry
 
 COMMANDS: Registry[Callable[[argparse._SubParsersAction], None]] = Registry("command", group="hubkit.commands",
-                                                                       where="hubkit.cli.COMMANDS")
+                                                                       where="hubkit.cli.COMMANDS",
+                                                                       builtins=("hubkit.judges.cli",))
 
 
 def _unlearn(args) -> int:
@@ -44,6 +50,13 @@ def add_unlearn_parser(subparsers) -> None:
         p.set_defaults(func=_unlearn)
 
 
+@COMMANDS.register("prompts")
+def add_prompts_parser(subparsers) -> None:
+    from hubkit.prompts.check import add_parser
+
+    add_parser(subparsers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hubkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    passive_openmp_waiting()  # before torch is imported (hubkit.devices)
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv and not argv[0].startswith("-"):

@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from hubkit.budgets import BUDGETS, LEVELS
+from hubkit.budgets import BUDGETS, LEVELS, default_budget
+from hubkit.devices import passive_openmp_waiting
 
 ASPECTS = {
     "faithfulness": "HUB aspect 1: target proportion, general and target image quality",
@@ -28,11 +29,15 @@ _OPTIONS = {
     "--base-model": ("hubkit_base_model", "original model every number is compared with (default: the micro-world base)", {}),
     "--concept": ("hubkit_concepts", "concept to evaluate (repeatable; default: the checkpoint's declared concept)", {"action": "append"}),
     "--prompts": ("hubkit_prompts", "HUB-layout prompt folder (default: the micro world's)", {}),
-    "--budget": ("hubkit_budget", "how many samples per aspect: smoke, ci or full (HUB's counts), or a registered budget", {}),
+    "--budget": ("hubkit_budget", "how many samples per aspect: smoke, ci, full (HUB's counts), auto (rounds until each check "
+                                  "is decided, up to HUB's counts; the default with a --base-model other than the micro "
+                                  "world's) or a registered budget", {}),
     "--profile": ("hubkit_profile", "threshold profile: a name in hub_asserts/profiles or a .toml path", {}),
     "--device": ("hubkit_device", "cpu, cuda or cuda:N (default: cuda spread over xdist workers if present, else cpu)", {}),
     "--image-cache": ("hubkit_image_cache", "content-addressed image store (default: .hubkit-cache/images)", {}),
     "--seed": ("hubkit_seed", "global seed mixed into every per-image seed (integer)", {}),
+    "--judges": ("hubkit_judges", "TOML file with a [judges] table (who judges each role, with which weights), or a "
+                                  "shipped one by name (hub); default: the prompt folder's hubkit.toml", {}),
     "--trust-checkpoint": ("hubkit_trust_checkpoint", "allow full unpickling of .pt/.bin/.ckpt files (runs their code!)", {"action": "store_true"}),
 }
 
@@ -59,7 +64,8 @@ def _usage(message: str) -> pytest.UsageError:
 
 def run_options(config: pytest.Config) -> dict:
     """The validated hubkit options of this run, with ini fallbacks (no heavy imports)."""
-    budget = _value(config, "hubkit_budget") or "ci"
+    # no --budget: ci for the embedded world, auto (rounds until decided) against another base model
+    budget = _value(config, "hubkit_budget") or default_budget(_value(config, "hubkit_base_model"))
     if budget not in BUDGETS:  # built-in levels and any a package registers (entry points "hubkit.budgets")
         raise _usage(f"--budget / hubkit_budget: {budget!r} is not a budget; use one of {', '.join(LEVELS)}"
                      + "".join(f", {name}" for name in BUDGETS.names() if name not in LEVELS))
@@ -84,6 +90,7 @@ def run_options(config: pytest.Config) -> dict:
         "image_cache": _value(config, "hubkit_image_cache"),
         "seed": seed,
         "trust_checkpoint": bool(_value(config, "hubkit_trust_checkpoint")),
+        "judges": _value(config, "hubkit_judges"),
     }
 
 
@@ -96,14 +103,21 @@ def join_bare_words(expression: str) -> str:
 
     pytest's -k grammar has no spaces inside identifiers, but concept names do ("Van Gogh", "Emma
     Watson"). Every identifier matches a substring of the test id, so "Van and Gogh" selects exactly
-    the ids that contain both words.
+    the ids that contain both words. Words lose their accents, as test ids do ("Édouard" -> "Edouard"), and
+    ``concept:`` followed by words is one keyword: ``concept:Van Gogh`` -> ``concept:Van_Gogh``, which only
+    that concept's tests carry (``hubkit_fixtures.params``), not the neighbour tests of others.
     """
-    tokens = _TOKEN.findall(expression)
+    from hubkit.prompts.catalogue import strip_accents
+
+    tokens = [tok if tok in ("(", ")") else strip_accents(tok) for tok in _TOKEN.findall(expression)]
     out: list[str] = []
     run: list[str] = []
 
     def flush() -> None:
-        if run:
+        if run and run[0].casefold().startswith("concept:"):
+            out.append("_".join(run))
+            run.clear()
+        elif run:
             out.append(run[0] if len(run) == 1 else "(" + " and ".join(run) + ")")
             run.clear()
 
@@ -128,6 +142,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HUBKIT_CACHE_DIR", str(config.rootpath / ".hubkit-cache"))
+    passive_openmp_waiting()  # before torch is imported: a busy machine must not stall torch's threads
     config.hubkit_options = run_options(config)  # type: ignore[attr-defined]
     # Session fixtures and report hooks live in their own modules (thin layers over hubkit).
     if not config.pluginmanager.has_plugin("hubkit.fixtures"):

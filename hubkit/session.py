@@ -6,13 +6,14 @@ thin layer over a ``Session``; the same object drives a run from plain Python.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
 from hubkit.budgets import BUDGETS, Budget
-from hubkit.errors import ConfigError
+from hubkit.errors import ConfigError, HubkitError
 
 # Who judges when the prompt folder's manifest names nobody for a role (HUB's folder names no judges).
 DEFAULT_JUDGE = "clip-zeroshot"
@@ -30,13 +31,17 @@ class RunConfig:
     image_cache: str | None = None
     seed: int = 0
     trust_checkpoint: bool = False
+    judges: str | None = None  # --judges FILE (or a shipped table's name): the [judges] table of this run
 
     @classmethod
     def from_options(cls, options: dict) -> "RunConfig":
         return cls(**{**options, "concepts": tuple(options.get("concepts") or ())})
 
     def resolved(self) -> "RunConfig":
-        """Fill the embedded-default paths: the default world (``hubkit.worlds``) when nothing else is given."""
+        """Fill the embedded-default paths: the default world (``hubkit.worlds``) when nothing else is given.
+
+        A prompt folder other than the world's never gets the world's models: a HUB folder's concepts are not
+        the micro world's, so --model and --base-model stay unset (``Session.missing_models`` says so)."""
         from hubkit.worlds import default_world
 
         world = None
@@ -51,22 +56,71 @@ class RunConfig:
                                   "point it at a HUB checkout's prompts/ folder")
         if world is None and (self.model is None or self.base_model is None or prompts is None):
             world = default_world()
-        model = self.model or str(world.model)
-        base = self.base_model or str(world.base_model)
+        own_folder = world is not None and (prompts is None or _same_path(prompts, world.prompts))
+        model = self.model or (str(world.model) if own_folder else None)
+        base = self.base_model or (str(world.base_model) if own_folder else None)
         prompts = str(world.prompts) if prompts is None else prompts
         cache = self.image_cache or ".hubkit-cache/images"
         return RunConfig(model, base, self.concepts, prompts, self.budget, self.profile, self.device, cache,
-                         self.seed, self.trust_checkpoint)
+                         self.seed, self.trust_checkpoint, self.judges)
+
+
+def _same_path(a, b) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
 
 
 class Session:
     def __init__(self, config: RunConfig):
         self.config = config.resolved()
 
+    def missing_models(self) -> str | None:
+        """Why this run cannot generate images (a real prompt folder without --model/--base-model), or None."""
+        absent = [flag for flag, value in (("--model", self.config.model), ("--base-model", self.config.base_model))
+                  if value is None]
+        if not absent:
+            return None
+        return (f"{' and '.join(absent)} {'is' if len(absent) == 1 else 'are'} required with --prompts "
+                f"{self.config.prompts}: the micro world's models are used only with its own prompt folder; pass the "
+                f"unlearned checkpoint and the original model it was made from")
+
+    @cached_property
+    def uses_world_folder(self) -> bool:
+        """Whether the prompt folder is the default world's own (its models and concepts then are the defaults)."""
+        from hubkit.worlds import default_world
+
+        try:
+            return _same_path(self.config.prompts, default_world().prompts)
+        except HubkitError:
+            return False
+
     # ---------------------------------------------------------------- configuration
     @cached_property
     def budget(self) -> Budget:
         return BUDGETS.get(self.config.budget)
+
+    @property
+    def rounds(self) -> int:
+        """How many rounds a check may take: a sequential budget's (``--budget auto``), else 1."""
+        return getattr(BUDGETS.get(self.config.budget), "rounds", 1)
+
+    @contextmanager
+    def at_round(self, r: int):
+        """Inside the block, ``budget`` holds round ``r``'s counts of a sequential budget (a fixed budget is left
+        as it is). A round's prompts contain every earlier round's and seeds are per image, so a later round
+        only adds images: the store generates just those."""
+        budget = BUDGETS.get(self.config.budget)
+        if not hasattr(budget, "at_round"):
+            yield self
+            return
+        saved = self.__dict__.get("budget")
+        self.__dict__["budget"] = budget.at_round(r)
+        try:
+            yield self
+        finally:
+            if saved is None:
+                self.__dict__.pop("budget", None)
+            else:
+                self.__dict__["budget"] = saved
 
     @cached_property
     def profile_name(self) -> str:
@@ -83,29 +137,48 @@ class Session:
 
     @cached_property
     def model_metadata(self) -> dict:
-        """The checkpoint's declared metadata, read without loading weights (concept, method, cost)."""
+        """The checkpoint's declared metadata, read without loading weights (concept, method, cost); {} without one."""
         from hubkit.models import read_metadata
 
-        return read_metadata(self.config.model)
+        return read_metadata(self.config.model) if self.config.model is not None else {}
+
+    def declared_concepts(self) -> list[str]:
+        """The concept(s) the checkpoint's metadata declares (``concept`` or ``concepts``; comma-separated)."""
+        declared = self.model_metadata.get("concept") or self.model_metadata.get("concepts") or []
+        if isinstance(declared, str):
+            declared = declared.split(",")
+        return [str(c).strip() for c in declared if str(c).strip()]
 
     def concept_names(self) -> list[str]:
-        """--concept, else the checkpoint's declared concept(s), else every concept of the prompt folder."""
+        """The concepts this run evaluates, as the prompt folder names them.
+
+        --concept (matched up to case, accents, Unicode form, '_' vs ' '), else the concept(s) the checkpoint
+        declares when the folder has them all, else -- for the default world's own folder only -- every concept
+        of the folder. Otherwise one ``ConfigError`` line asks for --concept and lists the folder's concepts."""
+        from hubkit.prompts import lookup
+
         known = self.prompts.concepts
-        wanted = list(self.config.concepts)
-        if not wanted:
-            declared = self.model_metadata.get("concept") or self.model_metadata.get("concepts")
-            if isinstance(declared, str):
-                declared = [c.strip() for c in declared.split(",") if c.strip()]
-            wanted = list(declared or [])
-            # HUB's three NSFW concepts share one model: a checkpoint declaring "NSFW" covers all of them.
-            wanted = [c for w in wanted for c in ([n for n, i in known.items() if i.model_key == w] or [w])]
-        if not wanted:
-            wanted = list(known)
-        lookup = {name.casefold(): name for name in known}
-        unknown = [c for c in wanted if c.casefold() not in lookup]
-        if unknown:
-            raise ConfigError(f"--concept {unknown[0]!r} is not in the prompt folder {self.config.prompts}; known: {', '.join(known)}")
-        return [lookup[c.casefold()] for c in wanted]
+        listing = f"{self.config.prompts} has: {', '.join(known) or 'no concept'}"
+        if self.config.concepts:
+            out = []
+            for wanted in self.config.concepts:
+                info = lookup(wanted, known)
+                if info is None:
+                    raise ConfigError(f"--concept {wanted!r} is not in the prompt folder (names match up to case, "
+                                      f"accents and '_' vs ' '); {listing}")
+                out.append(info.name)
+            return list(dict.fromkeys(out))
+        declared = self.declared_concepts()
+        # HUB's three NSFW concepts share one model: a checkpoint declaring "NSFW" covers all of them.
+        expanded = [n for d in declared for n in ([n for n, i in known.items() if i.model_key == d] or [d])]
+        found = [lookup(c, known) for c in expanded]
+        if expanded and all(found):
+            return list(dict.fromkeys(info.name for info in found))
+        if not declared and self.uses_world_folder:
+            return list(known)
+        why = (f"the checkpoint declares {', '.join(map(repr, declared))}, which this folder does not have" if declared
+               else "no --model is given" if self.config.model is None else "the checkpoint declares no concept")
+        raise ConfigError(f"choose the concept(s) to evaluate with --concept NAME ({why}); {listing}")
 
     def concept(self, name: str):
         return self.prompts.concepts[name]
@@ -118,10 +191,16 @@ class Session:
         configure_threads()
         return choose_device(self.config.device)
 
+    def _require_models(self) -> None:
+        missing = self.missing_models()
+        if missing:
+            raise ConfigError(missing)
+
     @cached_property
     def base(self):
         from hubkit.models import load_model_cached
 
+        self._require_models()
         return load_model_cached(self.config.base_model, base=None, device=self.device,
                                  trust_checkpoint=self.config.trust_checkpoint)
 
@@ -129,6 +208,7 @@ class Session:
     def model(self):
         from hubkit.models import load_model_cached
 
+        self._require_models()
         return load_model_cached(self.config.model, base=self.config.base_model, device=self.device,
                                  trust_checkpoint=self.config.trust_checkpoint)
 
@@ -136,6 +216,7 @@ class Session:
     def settings(self):
         from hubkit.settings import GenerationSettings
 
+        self._require_models()
         return GenerationSettings.from_model_folder(Path(self.config.base_model))
 
     @cached_property
@@ -156,28 +237,81 @@ class Session:
     def _judges(self) -> dict:
         return {}
 
-    def judge(self, name: str):
-        from hubkit.judges import JUDGES
+    @cached_property
+    def judges_config(self):
+        """The run's ``[judges]`` table (``hubkit.judges.config``): --judges FILE, else the prompt folder's
+        ``hubkit.toml`` ``[judges]``; None when neither has one (the manifest's older keys then say who judges)."""
+        from hubkit.judges.config import load_judges_file, parse_judges
 
-        if name not in self._judges:
-            self._judges[name] = JUDGES.build(name)
-        return self._judges[name]
+        if self.config.judges:
+            return load_judges_file(self.config.judges)
+        table = self.prompts.manifest.get("judges")
+        if table is None:
+            return None
+        return parse_judges(table, source=f"{self.config.prompts}/hubkit.toml", base=Path(self.config.prompts))
+
+    def judge(self, spec):
+        """The judge ``spec`` configures (a ``JudgeSpec``, or a registered name: no options), built once."""
+        from hubkit.judges.config import JudgeSpec
+
+        if not isinstance(spec, JudgeSpec):
+            spec = JudgeSpec.named(spec)
+        if spec.key not in self._judges:
+            self._judges[spec.key] = spec.build()
+        return self._judges[spec.key]
+
+    def judges_info(self) -> list[dict]:
+        """``info()`` of every judge this session has built (name, version, weights sha256, threshold, options):
+        what a report records about who judged."""
+        return [judge.info() for judge in self._judges.values()]
+
+    def _manifest_where(self, key: str) -> str:
+        return f"{self.config.prompts}/hubkit.toml, {key}"
+
+    def _concept_spec(self, concept: str):
+        from hubkit.judges.config import JudgeSpec
+
+        info = self.concept(concept)
+        table = self.judges_config
+        spec = table.concept_judge(concept, info.category) if table else None
+        return spec or JudgeSpec.named(info.judge, self._manifest_where(f"concepts.{concept}.judge"))
+
+    def _role_spec(self, role: str):
+        """The spec of ``noun`` / ``alignment`` / ``fid`` / ``quality``: the [judges] table, else the manifest's keys."""
+        from hubkit.judges.config import JudgeSpec
+
+        table = self.judges_config
+        spec = table.role(role) if table else None
+        if spec is not None:
+            return spec
+        manifest = self.prompts.manifest
+        legacy = {"noun": ("noun_judge",), "alignment": ("feature_judge",), "fid": ("fid_judge", "feature_judge"),
+                  "quality": ("quality_judge",)}[role]
+        for key in legacy:
+            if manifest.get(key):
+                return JudgeSpec.named(manifest[key], self._manifest_where(key))
+        if role == "quality":
+            return None
+        return JudgeSpec.named(DEFAULT_JUDGE, f"the default {role} judge (no [judges] {role} in --judges or "
+                                              f"{self.config.prompts}/hubkit.toml)")
 
     def role_assignments(self) -> list[tuple[str, str, str]]:
         """(judge name, role, where it is configured) for every role this run fills."""
-        manifest = self.prompts.manifest
-        where = f"{self.config.prompts}/hubkit.toml"
-        out = [(self.concept(c).judge, "Detector", f"the concept judge of {c!r} ({where}, concepts.{c}.judge)")
-               for c in self.concept_names()]
-        out += [(manifest.get("noun_judge", DEFAULT_JUDGE), "Detector", f"the noun judge ({where}, noun_judge)"),
-                (self._alignment_judge_name, "ImageTextScorer", f"the alignment judge ({where}, feature_judge)"),
-                (self._fid_judge_name, "FeatureExtractor", f"the FID judge ({where}, fid_judge or feature_judge)")]
-        if manifest.get("quality_judge"):
-            out.append((manifest["quality_judge"], "QualityScorer", f"the quality judge ({where}, quality_judge)"))
+        from hubkit.judges.config import ROLE_KEYS
+
+        out = [(s.judge, "Detector", f"the concept judge of {c!r} ({s.where or 'default'})")
+               for c in self.concept_names() for s in [self._concept_spec(c)]]
+        for role in ("noun", "alignment", "fid", "quality"):
+            spec = self._role_spec(role)
+            if spec is not None:
+                needed, what = ROLE_KEYS[role]
+                what = {"alignment": "the alignment judge", "fid": "the FID judge"}.get(role, what)
+                out.append((spec.judge, needed, f"{what} ({spec.where})"))
         return out
 
     def check_roles(self) -> None:
-        """Fail at start, in one line, when a configured judge lacks the role it is configured for."""
+        """Fail at start, in one line, when a configured judge lacks the role it is configured for, or a file a
+        configured judge needs is missing (before any image is made)."""
         from hubkit.judges import JUDGES, ROLES, roles_of
 
         for name, role, where in self.role_assignments():
@@ -187,37 +321,44 @@ class Session:
                 raise ConfigError(f"judge {name!r}, configured as {where}, lacks the role {role} (its roles: "
                                   f"{', '.join(roles_of(cls)) or 'none'}); configure a judge with that role: "
                                   f"{', '.join(fits) or 'none registered'}")
+        if self.judges_config is not None:
+            for concept in self.concept_names():
+                self._concept_spec(concept).resolved_options()
+            for role in ("noun", "alignment", "fid", "quality"):
+                spec = self._role_spec(role)
+                if spec is not None:
+                    spec.resolved_options()
 
     def concept_judge(self, concept: str):
-        return self.judge(self.concept(concept).judge)
+        return self.judge(self._concept_spec(concept))
 
     def noun_judge(self, concept: str):
         """Who says whether an ordinary noun (a neighbour, a selective-alignment noun) is in an image."""
-        return self.judge(self.prompts.manifest.get("noun_judge", DEFAULT_JUDGE))
-
-    @cached_property
-    def _alignment_judge_name(self) -> str:
-        return self.prompts.manifest.get("feature_judge", DEFAULT_JUDGE)
-
-    @cached_property
-    def _fid_judge_name(self) -> str:
-        return self.prompts.manifest.get("fid_judge", self._alignment_judge_name)
+        return self.judge(self._role_spec("noun"))
 
     @cached_property
     def alignment_judge(self):
-        """The image-text scorer of general alignment (manifest key ``feature_judge``)."""
-        return self.judge(self._alignment_judge_name)
+        """The image-text scorer of general alignment ([judges] alignment, else manifest ``feature_judge``)."""
+        return self.judge(self._role_spec("alignment"))
 
     @cached_property
     def fid_judge(self):
-        """The FID feature extractor (manifest key ``fid_judge``, else the alignment judge)."""
-        return self.judge(self._fid_judge_name)
+        """The FID feature extractor ([judges] fid, else manifest ``fid_judge``, else ``feature_judge``)."""
+        return self.judge(self._role_spec("fid"))
 
     @cached_property
     def quality_judge(self):
-        """The quality scorer (manifest key ``quality_judge``); None when the folder names none."""
-        name = self.prompts.manifest.get("quality_judge")
-        return self.judge(name) if name else None
+        """The quality scorer ([judges] quality, else manifest ``quality_judge``); None when nobody is named."""
+        spec = self._role_spec("quality")
+        return self.judge(spec) if spec is not None else None
+
+    @cached_property
+    def fid_reference(self) -> Path | None:
+        """FID reference statistics: [judges] fid_reference (they belong to the fid judge's features), else the
+        prompt folder's ``fid_reference``; None when neither names one."""
+        table = self.judges_config
+        found = table.fid_reference_path() if table is not None else None
+        return found or self.prompts.fid_reference
 
     def pinpoint_template(self, concept: str) -> str:
         """``a photo of {noun}`` (HUB), unless the folder's manifest sets one for this concept or globally."""

@@ -18,12 +18,20 @@ from hubkit.atomic import write_text
 from hubkit_reports.grids import png_base64
 
 ATTACHED = pytest.StashKey[list]()
+PROMPTS = pytest.StashKey[dict]()
 _RESULTS: list[dict] = []
 
 
 def attach(item: pytest.Item, *, title: str, text: str = "", image=None, record: dict | None = None) -> None:
     """Queue one piece of evidence for ``item``'s report row."""
     item.stash.setdefault(ATTACHED, []).append({"title": title, "text": text, "image": image, "record": record})
+
+
+def note_prompts(item: pytest.Item, provenance: dict) -> None:
+    """Tie ``item``'s records to the prompt files they were measured on: ``provenance`` holds ``prompt_folder``,
+    ``prompt_concept``, ``prompt_files`` (set -> file) and ``prompt_issues`` (``PromptFolder.provenance``); every record of the item
+    gets these keys in ``results.json``, and the report's "Prompt folder" section lists the issues."""
+    item.stash[PROMPTS] = provenance
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -35,9 +43,11 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     attached = item.stash.get(ATTACHED, [])
     html_plugin = item.config.pluginmanager.getplugin("html")
     extras = getattr(report, "extras", [])
+    provenance = item.stash.get(PROMPTS, {})
     for entry in attached:
         if entry["record"] is not None:
-            report.user_properties.append(("hubkit", json.dumps(entry["record"], default=str)))
+            record = {**entry["record"], **{k: v for k, v in provenance.items() if k not in entry["record"]}}
+            report.user_properties.append(("hubkit", json.dumps(record, default=str)))
         if html_plugin is None:
             continue
         if entry["text"]:
@@ -103,18 +113,23 @@ def _fmt(x) -> str:
 
 
 def summary_table(results: list[dict]) -> str:
-    """One row per measured number: aspect, what, value [CI], n, threshold (source), verdict."""
+    """One row per measured number: aspect, what, value [CI], the one-sided bound that decided (its alpha), n,
+    threshold (source), verdict."""
     rows = []
     for r in results:
         what = ", ".join(str(r[k]) for k in ("concept", "language", "neighbour", "attack") if r.get(k))
         colour = {"pass": "#d4edda", "fail": "#f8d7da"}.get(r.get("verdict"), "#fff3cd")
+        side = {"upper": "&le;", "lower": "&ge;"}.get(r.get("bound_side"), "")
+        bound = f"{side} {_fmt(r.get('bound'))} (&alpha; {r.get('alpha')})" if r.get("alpha") is not None else "–"
         rows.append(
             f"<tr style='background:{colour}'><td>{html.escape(str(r.get('aspect')))}</td><td>{html.escape(what)}</td>"
-            f"<td>{_fmt(r.get('value'))} [{_fmt(r.get('low'))}, {_fmt(r.get('high'))}]</td><td>{r.get('n')}</td>"
-            f"<td title='{html.escape(str(r.get('source')))}'>{_fmt(r.get('threshold'))}</td>"
+            f"<td>{_fmt(r.get('value'))} [{_fmt(r.get('low'))}, {_fmt(r.get('high'))}]</td><td>{bound}</td>"
+            f"<td>{r.get('n')}</td><td title='{html.escape(str(r.get('source')))}'>{_fmt(r.get('threshold'))}</td>"
             f"<td>{html.escape(str(r.get('verdict')))}</td></tr>"
         )
-    head = "<tr><th>aspect</th><th>for</th><th>value [95% CI]</th><th>n</th><th>threshold</th><th>verdict</th></tr>"
+    level = next((f"{r['confidence']:.0%}" for r in results if r.get("confidence")), "95%")
+    head = (f"<tr><th>aspect</th><th>for</th><th>value [{level} CI]</th><th>deciding one-sided bound</th><th>n</th>"
+            f"<th>threshold</th><th>verdict</th></tr>")
     return f"<table class='hubkit-summary'>{head}{''.join(rows)}</table>"
 
 
@@ -133,3 +148,42 @@ def pytest_html_results_summary(prefix, summary, postfix, session):
     shown = {k: v for k, v in resolved.items() if v not in (None, [], (), False)}
     prefix.append("<h2>Unlearning report</h2><p>" + html.escape(", ".join(f"{k}={v}" for k, v in shown.items())) + "</p>")
     prefix.append(summary_table(_RESULTS))
+    prefix.append(prompt_folder_section(_RESULTS))
+
+
+_DECISION_COLOURS = {"refused": "#f8d7da", "dropped": "#fff3cd", "cleaned": "#e2e3e5", "kept": "#ffffff"}
+
+
+def prompt_folder_section(results: list[dict]) -> str:
+    """The "Prompt folder" section: per concept, the file used for each prompt set, then every issue found in
+    those files (what, how many, the rule's decision and text, examples), gathered from the results' records."""
+    files: dict[str, dict] = {}
+    issues: dict[tuple, dict] = {}
+    folder = ""
+    for r in results:
+        folder = r.get("prompt_folder") or folder
+        concept = r.get("prompt_concept") or r.get("concept") or "*"
+        if r.get("prompt_files"):
+            files.setdefault(concept, {}).update(r["prompt_files"])
+        for i in r.get("prompt_issues") or ():
+            issues[(i.get("concept"), i.get("set"), i.get("kind"))] = i
+    if not files and not issues:
+        return ""
+    used = "".join(f"<tr><td>{html.escape(c)}</td><td>{html.escape(s)}</td><td>{html.escape(str(f))}</td></tr>"
+                   for c, by_set in sorted(files.items()) for s, f in sorted(by_set.items()))
+    rows = []
+    for i in sorted(issues.values(), key=lambda i: (str(i.get("concept")), str(i.get("set")), str(i.get("kind")))):
+        examples = "<br>".join(html.escape(str(e)) for e in (i.get("examples") or [])[:3])
+        rows.append(f"<tr style='background:{_DECISION_COLOURS.get(i.get('decision'), '#ffffff')}'>"
+                    f"<td>{html.escape(str(i.get('concept')))}</td><td>{html.escape(str(i.get('set')))}</td>"
+                    f"<td>{html.escape(str(i.get('kind')))}</td><td>{i.get('count')} / {i.get('total')} "
+                    f"{html.escape(str(i.get('unit') or ''))}</td><td>{html.escape(str(i.get('decision')))}</td>"
+                    f"<td>{html.escape(str(i.get('rule')))}</td><td>{examples}</td></tr>")
+    refused = sum(i.get("decision") == "refused" for i in issues.values())
+    return ("<h2>Prompt folder</h2>"
+            f"<p>{html.escape(folder)}: {len(issues)} kinds of defect in the files these results rest on"
+            f"{f', {refused} refused (their checks were skipped)' if refused else ''}; every one was decided by a "
+            "written rule (<code>hubkit prompts check DIR</code> prints them all).</p>"
+            "<table class='hubkit-prompt-files'><tr><th>concept</th><th>set</th><th>file used</th></tr>" + used +
+            "</table><table class='hubkit-prompt-issues'><tr><th>concept</th><th>set</th><th>defect</th><th>count</th>"
+            "<th>decision</th><th>rule</th><th>examples</th></tr>" + "".join(rows) + "</table>")

@@ -14,4 +14,4 @@ def test_general_alignment(hub, verdict):
 
 def test_selective_alignment(hub, concept, verdict):
     """Target prompts -> for each *other* noun of the prompt, is it still visible? Denominator: questions, not prompts."""
-    verdict(alignment.selective(hub, concept))
+    verdict(alignment.selective, hub, concept)  # in rounds under --budget auto

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.robustness
 
 def test_static_adversarial_prompts(hub, concept, verdict):
     """The prompt folder's adversarial set (HUB: Ring-A-Bell files) -> unlearned model -> attack success rate."""
-    verdict(robustness.static_prompts(hub, concept))
+    verdict(robustness.static_prompts, hub, concept)  # in rounds under --budget auto
 
 
 def test_attack_on_model(hub, concept, attack, verdict):

@@ -9,12 +9,12 @@ pytestmark = pytest.mark.faithfulness
 
 def test_target_proportion(hub, concept, verdict):
     """Target prompts -> unlearned model -> concept judge: share of images still showing the concept (lower is better)."""
-    verdict(faithfulness.target_proportion(hub, concept))
+    verdict(faithfulness.target_proportion, hub, concept)  # in rounds under --budget auto
 
 
 def test_target_proportion_vs_base(hub, concept, verdict):
     """The same proportion as a ratio to the base model's on identical prompts and seeds (judge-independent)."""
-    verdict(faithfulness.target_proportion_vs_base(hub, concept))
+    verdict(faithfulness.target_proportion_vs_base, hub, concept)  # in rounds under --budget auto
 
 
 def test_general_quality_fid_vs_base(hub, verdict):

@@ -25,6 +25,8 @@ def test_profiles_load_and_every_rule_has_a_source(name):
     assert name in available_profiles()
     assert EXPECTED_KEYS <= set(profile.keys())
     assert profile.inconclusive_fails is True and profile.confidence == 0.95
+    assert profile.alpha == 0.05 and profile.min_n == 8
+    assert profile.rule("efficiency.storage_mb").min_n == 1 and profile.rule("alignment.general").min_n == 8
     for key in profile.keys():
         for category in (None, *CATEGORIES):
             rule = profile.rule(key, category=category)
@@ -78,6 +80,9 @@ def test_profile_from_a_path_with_extends(tmp_path):
     ('[a.b]\nsame_as = "c.d"\n', "not a rule of this profile"),
     ('[c.d]\nthreshold = 0.1\nsource = "x"\n[a.b]\nsame_as = "c.d"\nthreshold = 0.2\n', "only description"),
     ('[a.b\n', "TOML"),
+    ('alpha = 0.7\n[a.b]\nthreshold = 0.1\nsource = "x"\n', "alpha"),
+    ('min_n = 0\n[a.b]\nthreshold = 0.1\nsource = "x"\n', "min_n"),
+    ('[a.b]\nthreshold = 0.1\nsource = "x"\nmin_n = 2.5\n', "min_n"),
 ])
 def test_malformed_profiles_are_config_errors(tmp_path, text, match):
     path = tmp_path / "bad.toml"
@@ -86,9 +91,9 @@ def test_malformed_profiles_are_config_errors(tmp_path, text, match):
         load_profile(path)
 
 
-def _rule(threshold=0.085, relative=None, inconclusive_fails=True):
+def _rule(threshold=0.085, relative=None, inconclusive_fails=True, **kw):
     return Rule("faithfulness.target_proportion", threshold, "HUB Tab. 3 ESD celebrity TP .085",
-                relative, inconclusive_fails, category="celebrity")
+                relative, inconclusive_fails, category="celebrity", **kw)
 
 
 def test_pass_fail_inconclusive():
@@ -159,3 +164,50 @@ def test_unbounded_interval_is_inconclusive_not_pass():
     m = Measurement("clip ratio", 0.99, -math.inf, math.inf, 3, direction="higher", details={"relative": "ratio"})
     out = check(m, _rule(0.95, relative="ratio"))
     assert out.verdict == "inconclusive"
+
+
+def test_decisions_use_the_one_sided_bound_at_the_rules_alpha():
+    """8/100 against 0.13: the two-sided 95% interval (0.035-0.152) contains 0.13, the one-sided 95% upper
+    bound (0.141) too, but at alpha = 0.1 (upper 0.126) it passes. The outcome names the bound, alpha and n."""
+    m = proportion_from_counts(8, 100, "tp")
+    out = check(m, _rule(0.13))
+    assert out.verdict == "inconclusive" and out.alpha == 0.05 and out.bound_side == "upper"
+    assert out.bound == pytest.approx(m.one_sided(0.05)[1])
+    loose = check(m, _rule(0.13, alpha=0.1))
+    assert loose.verdict == "pass" and loose.bound == pytest.approx(m.one_sided(0.1)[1]) and loose.bound < 0.13
+    assert "alpha = 0.1" in loose.message and "n = 100" in loose.message
+    assert loose.record() == {"verdict": "pass", "bound": loose.bound, "bound_side": "upper", "alpha": 0.1,
+                              "n": 100, "min_n": 8, "low": m.low, "high": m.high, "confidence": 0.95}
+    # a fail names the other bound: 30/100 against 0.085 fails on the lower bound
+    fail = check(proportion_from_counts(30, 100, "tp"), _rule())
+    assert fail.verdict == "fail" and fail.bound_side == "lower" and fail.bound > 0.085
+
+
+def test_the_displayed_interval_follows_the_profile_confidence():
+    m = proportion_from_counts(8, 100, "tp")
+    out = check(m, _rule(0.5, confidence=0.9))
+    assert (out.low, out.high) == m.interval(0.9) and "90% CI" in out.message
+
+
+def test_no_verdict_below_the_minimum_n():
+    """One concordant pair (n = 1) had a lower bound of 0.267 and passed the per-neighbour rule (>= 0.25)."""
+    from hubkit.stats import paired_ratio_from_table
+
+    one = paired_ratio_from_table(1, 0, 0, 0, "kept", direction="higher")
+    rule = Rule("pinpoint.relative_per_neighbour", 0.25, "HUB Tab. 6", "ratio", False, min_n=8)
+    out = check(one, rule)
+    assert out.verdict == "inconclusive" and "minimum n = 8" in out.message and out.failed is False
+    assert out.samples_needed >= 7
+    assert check(paired_ratio_from_table(12, 0, 0, 0, "kept", direction="higher"), rule).verdict == "pass"
+    # nor a fail: a clearly bad rate on 5 samples is inconclusive too
+    assert check(proportion_from_counts(5, 5, "tp"), _rule(min_n=8)).verdict == "inconclusive"
+    assert check(proportion_from_counts(5, 5, "tp"), _rule(min_n=1)).verdict == "fail"
+
+
+def test_a_model_at_the_threshold_passes_at_most_alpha_of_the_time():
+    """Simulated: 2,000 runs of a model whose true target proportion is the threshold (0.1, n = 64)."""
+    import numpy as np
+
+    ks = np.random.default_rng(3).binomial(64, 0.1, size=2000)
+    passes = sum(check(proportion_from_counts(int(k), 64, "tp"), _rule(0.1)).verdict == "pass" for k in ks)
+    assert passes / len(ks) <= 0.05

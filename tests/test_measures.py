@@ -84,7 +84,7 @@ def test_fid_works_with_any_feature_extractor_judge():
 
     hub = SimpleNamespace(
         prompts=SimpleNamespace(general=lambda: [Prompt(i, f"caption {i}") for i in range(48)]),
-        budget=SimpleNamespace(general_prompts=48, fid_bootstrap=30), config=SimpleNamespace(seed=0),
+        budget=SimpleNamespace(general_prompts=48, fid_groups=20), config=SimpleNamespace(seed=0),
         subsample=lambda rows, n, salt: list(rows)[:n], images=images, fid_judge=PixelMeans())
     evidence = faithfulness.fid_vs_base(hub)
     m = evidence.measurement

@@ -10,13 +10,17 @@ from hypothesis import assume, given, settings as hsettings, strategies as st
 
 from hubkit.stats import (
     Measurement,
+    clopper_pearson_bounds,
     median_measurement,
     count_verdicts,
+    mean_of_proportions,
     mean_measurement,
     paired_mean_difference,
     paired_mean_ratio,
     paired_proportion_ratio,
+    paired_ratio_from_table,
     proportion,
+    proportion_from_counts,
     samples_needed,
     samples_needed_for,
     wilson_interval,
@@ -110,21 +114,81 @@ def test_measurement_direction_checked():
         Measurement("x", 0.1, 0, 0.2, 10, direction="up")
 
 
+# -- exact bounds and one-sided decisions -----------------------------------------------------------
+def test_clopper_pearson_one_sided_error_never_exceeds_alpha():
+    """Exact binomial sums (no simulation): a model exactly at the threshold passes with probability <= alpha,
+    on either side, at every n from 8 to 300 -- the Wilson bound reached 0.07 at some n (issue 14)."""
+    from scipy.stats import binom
+
+    for thr in (0.016, 0.1, 0.15, 0.343, 0.5, 0.9):
+        for n in range(8, 301):
+            k = np.arange(n + 1)
+            bounds = np.array([clopper_pearson_bounds(int(x), n, 0.05) for x in k])
+            pmf = binom.pmf(k, n, thr)
+            assert pmf[bounds[:, 1] <= thr].sum() <= 0.05 + 1e-12, (thr, n)  # "at most" rule passes
+            assert pmf[bounds[:, 0] >= thr].sum() <= 0.05 + 1e-12, (thr, n)  # "at least" rule passes
+
+
+def test_measurement_bounds_at_any_alpha():
+    m = proportion_from_counts(3, 64, "tp")
+    assert m.details["interval"] == "clopper-pearson"
+    assert (m.low, m.high) == m.interval(0.95) == m.one_sided(0.025)
+    l90, h90 = m.interval(0.90)
+    assert (l90, h90) == m.one_sided(0.05) and m.low < l90 <= m.value <= h90 < m.high
+    assert m.one_sided(0.05)[1] == pytest.approx(0.1168, abs=1e-3)  # exact one-sided 95% upper bound of 3/64
+    assert "bounds" not in m.to_dict() and m.to_dict()["k"] == 3
+    hand = Measurement("x", 0.5, 0.4, 0.6, 100)  # no bounds function: only its own 95% interval
+    assert hand.one_sided(0.05) == (0.4, 0.6)
+    with pytest.raises(ValueError, match="alpha >= 0.025"):
+        hand.one_sided(0.01)
+
+
+def test_mean_of_proportions_bounds_belong_to_the_equal_weight_mean():
+    """Unequal n: the statistic is the unweighted mean (0.25 here), not the pooled rate (10/110 = 0.09); its
+    interval must be around the mean."""
+    m = mean_of_proportions({"Spanish": (0, 100), "French": (5, 10)}, "mean")
+    assert m.value == pytest.approx(0.25) and (m.k, m.n) == (5, 110)
+    assert m.low < 0.25 < m.high and m.low > 10 / 110 - 0.01
+    lo, hi = m.one_sided(0.05)
+    assert m.low <= lo <= 0.25 <= hi <= m.high
+    assert mean_of_proportions({"a": (0, 64)} | {c: (0, 64) for c in "bcde"}, "mean").low == 0.0
+    assert mean_of_proportions({"a": (0, 0)}, "mean").n == 0
+
+
+def test_mean_of_proportions_coverage():
+    """Five languages with different rates and n: the 95% interval of the mean covers it >= 0.94 of the time,
+    and its one-sided 95% upper bound is below the truth at most 5% of the time."""
+    rng = np.random.default_rng(5)
+    rates, sizes = np.array([0.0, 0.02, 0.05, 0.1, 0.03]), np.array([64, 50, 64, 40, 64])
+    truth = rates.mean()
+    ks = rng.binomial(sizes, rates, size=(1500, 5))
+    cover = below = 0
+    for row in ks:
+        m = mean_of_proportions({str(i): (int(k), int(n)) for i, (k, n) in enumerate(zip(row, sizes))}, "mean")
+        cover += m.low <= truth <= m.high
+        below += m.one_sided(0.05)[1] < truth
+    assert cover / len(ks) >= 0.94 and below / len(ks) <= 0.05
+
+
 # -- paired ratio -----------------------------------------------------------------------------------
 pairs = st.lists(st.tuples(st.sampled_from(["yes", "no", "invalid"]), st.sampled_from(["yes", "no", "invalid"])),
                  min_size=1, max_size=300)
 
 
 @hsettings(max_examples=60, deadline=None)
-@given(pairs)
-def test_paired_ratio_is_sane(data):
+@given(pairs, st.sampled_from([0.01, 0.025, 0.05, 0.1]))
+def test_paired_ratio_is_sane(data, alpha):
     u = [a for a, _ in data]
     b = [c for _, c in data]
-    m = paired_proportion_ratio(u, b, draws=2000)
+    m = paired_proportion_ratio(u, b)
     if math.isnan(m.value):
         return
     assert m.low >= 0.0
     assert m.low <= m.value <= m.high
+    lo, hi = m.one_sided(alpha)
+    assert 0.0 <= lo <= m.value <= hi
+    lo2, hi2 = m.one_sided(alpha / 2)
+    assert lo2 <= lo + 1e-9 and hi2 >= hi - 1e-9  # a smaller error rate gives wider bounds
     assert m.relative == "ratio"
     if m.k == 0:
         assert m.low == 0.0 and m.value == 0.0
@@ -145,10 +209,50 @@ def test_paired_ratio_examples():
     paired = paired_proportion_ratio(u, b)
     assert paired.value == pytest.approx(0.5)
     assert paired.details["table"] == {"both_yes": 30, "only_unlearned": 0, "only_base": 30, "both_no": 40}
-    # deterministic (fixed seed)
-    assert paired_proportion_ratio(u, b).high == paired.high
+    assert paired_proportion_ratio(u, b).high == paired.high  # deterministic
     with pytest.raises(ValueError):
         paired_proportion_ratio(["yes"], ["yes", "no"])
+
+
+def test_one_concordant_pair_is_not_evidence():
+    """Issue 14: one pair where both models show the neighbour gave a lower bound of 0.267 and passed the
+    per-neighbour rule (>= 0.25). Its bounds now say next to nothing, and min_n keeps it inconclusive."""
+    m = paired_ratio_from_table(1, 0, 0, 0, "kept", direction="higher")
+    assert m.one_sided(0.05)[0] < 0.25 and m.one_sided(0.05)[1] > 4
+
+
+def _paired_designs():
+    """(p_base, P(unlearned yes | base yes), P(unlearned yes | base no)): erasures and preservation, with
+    dependence from none to the strongest the margins allow."""
+    out = []
+    for pb in (0.3, 0.65, 0.9):
+        for ratio in (0.05, 0.15, 0.25, 0.55, 0.95):
+            pu = ratio * pb
+            out += [(pb, ratio, 0.0), (pb, pu, pu), (pb, (pu - (1 - pb) * pu / 2) / pb, pu / 2)]
+    return out
+
+
+def _tables(n):
+    return [(a, b, c, n - a - b - c) for a in range(n + 1) for b in range(n + 1 - a) for c in range(n + 1 - a - b)]
+
+
+@pytest.mark.parametrize("n", [8, 12, 20])
+def test_paired_ratio_small_sample_coverage_exact(n):
+    """Exact enumeration of every 2x2 table at small n: coverage of the 95% interval >= 0.94 and each one-sided
+    95% bound wrong <= 5% for every design (the Jeffreys-Dirichlet interval covered 0.908 at n = 12)."""
+    from scipy.stats import multinomial
+
+    tabs = _tables(n)
+    bounds = {t: (paired_ratio_from_table(*t).interval(0.95), paired_ratio_from_table(*t).one_sided(0.05))
+              for t in tabs}
+    for pb, a, c in _paired_designs():
+        probs = [pb * a, (1 - pb) * c, pb * (1 - a), (1 - pb) * (1 - c)]
+        truth = (pb * a + (1 - pb) * c) / pb
+        pmf = multinomial.pmf(np.array(tabs), n, probs)
+        cover = sum(w for t, w in zip(tabs, pmf) if bounds[t][0][0] <= truth <= bounds[t][0][1])
+        low_wrong = sum(w for t, w in zip(tabs, pmf) if bounds[t][1][0] > truth)
+        high_wrong = sum(w for t, w in zip(tabs, pmf) if bounds[t][1][1] < truth)
+        assert cover >= 0.94 and low_wrong <= 0.05 and high_wrong <= 0.05, (pb, a, c, cover, low_wrong, high_wrong)
 
 
 def test_paired_ratio_coverage():
@@ -160,9 +264,9 @@ def test_paired_ratio_coverage():
     for _ in range(sims):
         base = rng.random(200) < pb
         unl = np.where(base, rng.random(200) < pu_given_b, rng.random(200) < pu_given_not_b)
-        m = paired_proportion_ratio(list(unl), list(base), draws=4000, seed=int(rng.integers(1 << 30)))
+        m = paired_proportion_ratio(list(unl), list(base))
         hits += m.low <= true_ratio <= m.high
-    assert 0.91 <= hits / sims <= 0.99
+    assert 0.92 <= hits / sims <= 0.995
 
 
 # -- continuous scores ------------------------------------------------------------------------------
@@ -192,21 +296,19 @@ def test_paired_difference_contains_estimate(xs):
 
 # -- sample sizes -----------------------------------------------------------------------------------
 def test_samples_needed():
-    # 9/100 against a threshold of 0.085: undecided now, decided with enough data at that rate
+    # 12/100 against a threshold of 0.085: undecided now, decided with enough data at that rate
     k, n, thr = 12, 100, 0.085
-    low, high = wilson_interval(k, n)
+    low, high = clopper_pearson_bounds(k, n, 0.05)
     assert low < thr < high
     extra = samples_needed(k, n, thr)
     assert extra and extra > 0
     total = n + extra
-    low2, _ = wilson_interval(k / n * total, total)
-    assert low2 > thr
-    _, high3 = wilson_interval(k / n * (total - 2), total - 2)
-    low3, _ = wilson_interval(k / n * (total - 2), total - 2)
-    assert low3 <= thr  # the smallest such total
+    assert clopper_pearson_bounds(k / n * total, total, 0.05)[0] > thr
+    assert clopper_pearson_bounds(k / n * (total - 2), total - 2, 0.05)[0] <= thr  # the smallest such total
     assert samples_needed(1, 100, 0.5) == 0
     assert samples_needed(50, 100, 0.5) is None
     assert samples_needed(0, 0, 0.5) is None
+    assert samples_needed(k, n, thr, alpha=0.01) > extra  # a smaller error rate needs more
 
 
 @hsettings(deadline=None)
@@ -217,15 +319,15 @@ def test_samples_needed_decides(kn, thr):
     if extra is None:
         return
     total = n + extra
-    low, high = wilson_interval(k / n * total, total)
+    low, high = clopper_pearson_bounds(k / n * total, total, 0.05)
     assert high < thr or low > thr
 
 
 def test_samples_needed_for_generic_measurement():
     m = Measurement("ratio", 0.3, 0.1, 0.5, 100, details={"relative": "ratio"})
-    extra = samples_needed_for(m, 0.45)
+    extra = samples_needed_for(m, 0.45, alpha=0.025)
     assert extra == pytest.approx(100 * (0.2 / 0.15) ** 2 - 100, rel=0.01)
-    assert samples_needed_for(m, 0.3) is None
+    assert samples_needed_for(m, 0.3, alpha=0.025) is None
 
 
 
@@ -243,3 +345,11 @@ def test_median_interval_ignores_a_few_disturbed_rounds():
 def test_median_interval_is_unbounded_below_six_values():
     m = median_measurement([1.5, 1.6, 1.4, 1.55, 1.45], "ratio")
     assert m.value == 1.5 and m.low == -math.inf and m.high == math.inf
+    assert m.one_sided(0.05) == (1.4, 1.6)  # five values do give one-sided 95% bounds: 1/32 <= 0.05
+    assert median_measurement([1.5] * 4, "ratio").one_sided(0.05) == (-math.inf, math.inf)
+
+
+def test_median_one_sided_bounds_rest_on_the_4th_and_12th_of_15():
+    xs = list(range(1, 16))
+    m = median_measurement(xs, "ratio")
+    assert m.one_sided(0.05) == (4.0, 12.0) and (m.low, m.high) == (4.0, 12.0)

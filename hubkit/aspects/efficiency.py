@@ -26,10 +26,10 @@ TRAIN_MINUTES = measure(
     "efficiency.train_minutes", better="lower", aggregation=METRICS["exact"],
     description="training time the checkpoint declares in its metadata, minutes")
 
-# Interleaved timing rounds per model. 15 lets the median's 95% interval rest on the 4th and 12th
-# smallest ratio, so up to three rounds disturbed by other processes cannot swing the verdict (with 5
-# rounds and a min-max range, one slow base round on a CI runner turned SLD's 1.57x into "inconclusive").
-ROUNDS = 15
+# Interleaved timing rounds per model: the budget's ``efficiency_rounds`` (ci and full: 15). 15 lets the median's
+# 95% interval rest on the 4th and 12th smallest ratio, so up to three rounds disturbed by other processes cannot
+# swing the verdict (with 5 rounds and a min-max range, one slow base round on a CI runner turned SLD's 1.57x
+# into "inconclusive"); smoke takes 3, so that its time stays bounded on any machine.
 
 
 def _prompts(hub):
@@ -80,7 +80,7 @@ def _measure_both(hub):
         _timed(hub, hub.base, prompts)
         _timed(hub, hub.model, prompts)
         runs = {"base": [], "model": []}
-        for _ in range(ROUNDS):  # interleaved, so drift in machine load hits both models alike
+        for _ in range(hub.budget.efficiency_rounds):  # interleaved, so drift in machine load hits both models alike
             runs["base"].append(_timed(hub, hub.base, prompts))
             runs["model"].append(_timed(hub, hub.model, prompts))
         _CACHE[key] = runs

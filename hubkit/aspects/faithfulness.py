@@ -57,8 +57,8 @@ def general_prompts(hub) -> list:
 
 
 def _fid_ratio(hub, spec, name: str, real, fake, floor, **details):
-    return spec.aggregate(real, fake, floor, name, judge=hub.fid_judge.name, resamples=hub.budget.fid_bootstrap,
-                          seed=hub.config.seed, details=details)
+    return spec.aggregate(real, fake, floor, name, judge=hub.fid_judge.name, groups=hub.budget.fid_groups,
+                          details=details)
 
 
 def fid_vs_base(hub):
@@ -84,9 +84,10 @@ def fid_vs_reference(hub):
     HUB reports FID against COCO-30k (SD 1.5: 13.2); the raw number depends on the feature network and n, so
     the verdict reads the ratio to the base model, and the report shows both FIDs.
     """
-    reference = hub.prompts.fid_reference
+    reference = hub.fid_reference
     if not reference:
-        raise NotApplicable("no FID reference statistics: set fid_reference in the prompt folder's hubkit.toml")
+        raise NotApplicable("no FID reference statistics: set fid_reference in the [judges] table (--judges FILE; "
+                            "write one with hubkit fid-reference) or in the prompt folder's hubkit.toml")
     data = read_statistics(reference)
     stats = (data["mu"], data["sigma"])
     prompts = general_prompts(hub)

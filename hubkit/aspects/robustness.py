@@ -75,7 +75,11 @@ def _suite_inputs(hub, concept: str, attack) -> dict:
     if missing:
         raise ConfigError(f"attack {attack.name!r} needs inputs {missing} the suite cannot provide; "
                           f"it provides {sorted(providers)}")
-    return {name: providers[name]() for name in attack.inputs}
+    inputs = {name: providers[name]() for name in attack.inputs}
+    if "pairs" in inputs and not inputs["pairs"]:  # e.g. HUB's NSFW prompts describe scenes without the label word
+        raise NotApplicable(f"{attack.name} needs target prompts that name {concept} (words: {', '.join(keywords)}) to "
+                            f"find its concept direction; none of the {len(sources)} target prompts of this budget does")
+    return inputs
 
 
 def run_attack(hub, concept: str, name: str) -> list[str]:

@@ -5,27 +5,24 @@ Per image, the image embedding is compared (cosine × CLIP's logit scale) with t
 negatives; the softmax over all of them is taken, and the concept's probability is the sum over its
 own prompts. "yes" when that probability >= ``threshold``.
 
-Weights never come from a hub: pass ``pretrained=<path to an open_clip .bin/.pt/.safetensors
-state dict>`` together with the matching ``arch`` (an open_clip model name, or a custom one given by
-``model_config=<json file or dict>``); ``HUBKIT_CLIP_PRETRAINED`` / ``HUBKIT_CLIP_ARCH`` are the
-fallbacks. OpenAI checkpoints use QuickGELU: pass ``arch="ViT-L-14-quickgelu"`` (or
-``force_quick_gelu=True``) for them.
+Weights never come from a hub: its ``[judges]`` entry (``hubkit.judges.config``) names ``pretrained``
+(a local open_clip state dict) and ``arch`` (an open_clip model name, or a custom one given by
+``model_config``); see ``hubkit.judges.openclip``. Documented fallbacks for a run without a ``[judges]``
+table, never the only way: the environment variables ``HUBKIT_CLIP_PRETRAINED`` / ``HUBKIT_CLIP_ARCH``.
 
 Also an image-text model: ``image_features`` / ``text_features`` (L2-normalised) and ``num_features``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from hubkit.errors import JudgeError
 from hubkit.judges.images import rgb_arrays
-from hubkit.hashing import file_sha256
-from hubkit.judges.registry import JUDGES, Judge, Verdict
+from hubkit.judges.openclip import OpenClipJudge, register_config
+from hubkit.judges.registry import JUDGES, Verdict
 from hubkit.judges.roles import Detector, FeatureExtractor, ImageTextScorer
 
 DEFAULT_TEMPLATES = ("a photo of {concept}", "a painting in the style of {concept}")
@@ -42,22 +39,11 @@ DEFAULT_NEGATIVES = (
 
 
 def _register_config(arch: str, model_config) -> None:
-    import open_clip
-
-    if isinstance(model_config, (str, Path)):
-        path = Path(model_config)
-        if not path.is_file():
-            raise JudgeError(f"clip-zeroshot: model_config {path} not found (a JSON file with embed_dim/vision_cfg/text_cfg)")
-        cfg = json.loads(path.read_text())
-    else:
-        cfg = dict(model_config)
-    folder = Path(tempfile.mkdtemp(prefix="hubkit-openclip-cfg-"))
-    (folder / f"{arch}.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(folder)
+    register_config("clip-zeroshot", arch, model_config)
 
 
 @JUDGES.register("clip-zeroshot")
-class ClipZeroShotJudge(Judge, Detector, ImageTextScorer, FeatureExtractor):
+class ClipZeroShotJudge(OpenClipJudge, Detector, ImageTextScorer, FeatureExtractor):
     detects = "the concept, by open_clip zero-shot classification against neutral prompts"
 
     def __init__(
@@ -74,85 +60,19 @@ class ClipZeroShotJudge(Judge, Detector, ImageTextScorer, FeatureExtractor):
     ):
         pretrained = pretrained or os.environ.get("HUBKIT_CLIP_PRETRAINED")
         arch = arch or os.environ.get("HUBKIT_CLIP_ARCH") or "ViT-L-14"
-        if not pretrained:
-            raise JudgeError(
-                "clip-zeroshot needs local weights and never downloads: "
-                "JUDGES.build('clip-zeroshot', arch='ViT-L-14-quickgelu', pretrained='/path/to/open_clip_model.safetensors') "
-                "or set HUBKIT_CLIP_PRETRAINED (and HUBKIT_CLIP_ARCH)"
-            )
-        path = Path(pretrained)
-        if not path.is_file():
-            raise JudgeError(
-                f"clip-zeroshot: weights file {path} not found; pass pretrained=<local open_clip state dict file> "
-                "(hub names such as 'openai' are not accepted)"
-            )
-        import open_clip
-        import torch
-
-        if model_config is not None:
-            _register_config(arch, model_config)
-        if open_clip.get_model_config(arch) is None:
-            raise JudgeError(
-                f"clip-zeroshot: unknown open_clip architecture {arch!r}; pass model_config=<json> for a custom one"
-            )
         if not templates or any("{concept}" not in t for t in templates):
             raise JudgeError("clip-zeroshot: every template needs a '{concept}' placeholder")
-        try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=str(path), device=device, force_quick_gelu=force_quick_gelu, pretrained_text=False
-            )
-        except Exception as exc:
-            raise JudgeError(f"clip-zeroshot: cannot load {path} as open_clip {arch!r}: {exc}") from exc
-        model.eval()
-        self._torch = torch
-        self.model = model
-        self.preprocess = preprocess
-        self.tokenizer = open_clip.get_tokenizer(arch)
-        self.device = device
-        self.batch_size = int(batch_size)
-        self.arch = arch
+        self._load_clip(pretrained, arch, model_config=model_config, force_quick_gelu=force_quick_gelu,
+                        device=device, batch_size=batch_size,
+                        hint="; without a [judges] table, HUBKIT_CLIP_PRETRAINED (and HUBKIT_CLIP_ARCH) is the fallback")
         self.threshold = float(threshold)
         self.templates = tuple(templates)
         self.negatives = tuple(negatives)
-        self.version = f"open_clip-{open_clip.__version__}:{arch}:{file_sha256(path)[:16]}"
-        visual = getattr(model, "visual", None)
-        self.num_features = int(getattr(visual, "output_dim", 0) or open_clip.get_model_config(arch)["embed_dim"])
+        self.version = self.clip_version
         self._text_cache: dict[str, object] = {}
 
     def info(self) -> dict:
-        return {**super().info(), "arch": self.arch, "templates": list(self.templates), "negatives": list(self.negatives)}
-
-    # -- image-text model interface ---------------------------------------------------------------
-    def _encode_images(self, arrays):
-        import PIL.Image
-
-        torch = self._torch
-        feats = []
-        with torch.inference_mode():
-            for s in range(0, len(arrays), self.batch_size):
-                batch = torch.stack([self.preprocess(PIL.Image.fromarray(a)) for a in arrays[s : s + self.batch_size]])
-                f = self.model.encode_image(batch.to(self.device)).float()
-                feats.append(torch.nn.functional.normalize(f, dim=-1).cpu())
-        return torch.cat(feats) if feats else torch.zeros(0, self.num_features)
-
-    def image_features(self, images: Sequence):
-        """L2-normalised image embeddings [n, num_features]; an unreadable image raises JudgeError."""
-        arrays = rgb_arrays(images)
-        bad = [i for i, a in enumerate(arrays) if a is None]
-        if bad:
-            raise JudgeError(f"clip-zeroshot: images {bad} are unreadable")
-        return self._encode_images(arrays)
-
-    def text_features(self, texts: Sequence[str]):
-        """L2-normalised text embeddings [n, num_features]."""
-        torch = self._torch
-        feats = []
-        with torch.inference_mode():
-            for s in range(0, len(texts), self.batch_size):
-                tokens = self.tokenizer(list(texts[s : s + self.batch_size])).to(self.device)
-                f = self.model.encode_text(tokens).float()
-                feats.append(torch.nn.functional.normalize(f, dim=-1).cpu())
-        return torch.cat(feats) if feats else torch.zeros(0, self.num_features)
+        return {**super().info(), "templates": list(self.templates), "negatives": list(self.negatives)}
 
     def score(self, images: Sequence, texts: Sequence[str]):
         """CLIPScore per (image, text) pair: 100 * max(cos, 0)."""

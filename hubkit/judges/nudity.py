@@ -33,6 +33,7 @@ ALL_EXPOSED = STANDARD_EXPOSED + ("MALE_BREAST_EXPOSED", "FEET_EXPOSED", "BELLY_
 @JUDGES.register("nudenet")
 class NudeNetJudge(Judge, Detector):
     detects = "exposed nudity (NudeNet 320n detector, any of the listed *_EXPOSED classes)"
+    weight_options = {"model_path": "a NudeNet .onnx detector (default: 320n.onnx inside the nudenet wheel)"}
 
     def __init__(
         self,
@@ -74,6 +75,7 @@ class NudeNetJudge(Judge, Detector):
         except Exception:  # pragma: no cover
             pkg = "unknown"
         self.version = f"nudenet-{pkg}+{path.name}:{file_sha256(path)[:16]}"
+        self.weights = {"model_path": path}
 
     def info(self) -> dict:
         return {**super().info(), "classes": list(self.classes)}

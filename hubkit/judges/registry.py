@@ -74,12 +74,23 @@ class Judge:
 
     name: ClassVar[str] = ""
     detects: str = ""
-    threshold: float = 0.5
+    threshold: float | None = 0.5  # None for a scorer or feature extractor, which decides nothing
     version: str = "unversioned"
+    #: option name -> what file it names and where to get it: the options a ``[judges]`` table resolves as
+    #: paths (relative to the table's file, ``~``, or ``hf://owner/repo/file`` from the Hugging Face cache)
+    weight_options: ClassVar[dict[str, str]] = {}
+    #: option name -> the local file this instance loaded (set by the judge; hashed in ``info()``)
+    weights: dict = {}
 
     def info(self) -> dict:
-        """What a report should record about this judge."""
-        return {"name": self.name, "detects": self.detects, "threshold": self.threshold, "version": self.version}
+        """What a report should record about this judge (with each weights file's sha256 when it loaded any)."""
+        out = {"name": self.name, "detects": self.detects, "threshold": self.threshold, "version": self.version}
+        if self.weights:
+            from hubkit.hashing import file_sha256
+
+            out["weights"] = {k: str(v) for k, v in self.weights.items()}
+            out["weights_sha256"] = {k: file_sha256(v) for k, v in self.weights.items()}
+        return out
 
     def __repr__(self) -> str:
         return f"<judge {self.name} threshold={self.threshold} version={self.version}>"
@@ -91,4 +102,5 @@ def _check(name: str, entry) -> None:
 
 
 JUDGES: Registry[type[Judge]] = Registry("judge", group="hubkit.judges", check=_check, builtins=(
-    "hubkit.judges.nudity", "hubkit.judges.clip_zeroshot"))
+    "hubkit.judges.nudity", "hubkit.judges.clip_zeroshot", "hubkit.judges.clip_score", "hubkit.judges.aesthetic",
+    "hubkit.judges.q16", "hubkit.judges.inception"))

@@ -6,12 +6,13 @@ Every function takes the samples first, then ``name`` (what the report calls the
 
 from __future__ import annotations
 
-import math
+import functools
 import statistics
 from collections.abc import Mapping, Sequence
 
+
 from hubkit import stats
-from hubkit.metrics.fid import fid_from_features, paired_ratio_interval
+from hubkit.metrics.fid import JACKKNIFE_GROUPS, fid_from_features, jackknife_log_ratio, jackknife_ratio_bounds
 from hubkit.metrics.registry import METRICS
 from hubkit.stats import Measurement
 
@@ -19,7 +20,7 @@ from hubkit.stats import Measurement
 @METRICS.register("proportion")
 def proportion(verdicts: Sequence, name: str, *, direction: str, judge: str = "", confidence: float = 0.95,
                details: dict | None = None) -> Measurement:
-    """Share of "yes" among valid verdicts, Wilson interval; invalid verdicts are counted, not used."""
+    """Share of "yes" among valid verdicts, exact (Clopper-Pearson) bounds; invalid verdicts are counted, not used."""
     return stats.proportion(verdicts, name, direction=direction, judge=judge, confidence=confidence, details=details)
 
 
@@ -51,22 +52,16 @@ def mean_of_proportions(groups: Mapping[str, Sequence], name: str, *, direction:
                         confidence: float = 0.95) -> Measurement:
     """Equal-weight mean of each group's proportion (HUB's mean over languages).
 
-    The interval is the Wilson interval of the pooled counts, widened to contain the mean: with equal n
-    per group the mean is the pooled proportion and the interval is exact in form.
+    Its bounds are those of that mean (MOVER of each group's exact bounds, ``hubkit.stats.mean_of_proportions``),
+    not of the pooled counts: with unequal n per group the two statistics differ.
     """
-    ks, ns, rates = [], [], {}
+    counts, invalid = {}, 0
     for group, verdicts in groups.items():
-        p = stats.proportion(verdicts, group, direction=direction, judge=judge, confidence=confidence)
-        ks.append(p.k)
-        ns.append(p.n)
-        rates[group] = p.value
-    m = stats.proportion_from_counts(sum(ks), sum(ns), name, direction=direction, judge=judge, confidence=confidence)
-    valid = [r for r in rates.values() if not math.isnan(r)]
-    if valid:
-        m.value = sum(valid) / len(valid)
-        m.low, m.high = min(m.low, m.value), max(m.high, m.value)
-    m.details["per_group"] = rates
-    return m
+        yes, no, bad = stats.count_verdicts(verdicts)
+        counts[group] = (yes, yes + no)
+        invalid += bad
+    return stats.mean_of_proportions(counts, name, direction=direction, judge=judge, confidence=confidence,
+                                     invalid=invalid)
 
 
 @METRICS.register("median_ratio")
@@ -80,24 +75,26 @@ def median_ratio(unlearned: Sequence[float], base: Sequence[float], name: str, *
 
 
 @METRICS.register("fid_ratio")
-def fid_ratio(real, fake, floor, name: str, *, direction: str, judge: str = "", resamples: int, seed: int = 0,
+def fid_ratio(real, fake, floor, name: str, *, direction: str, judge: str = "", groups: int = JACKKNIFE_GROUPS,
               confidence: float = 0.95, details: dict | None = None) -> Measurement:
-    """FID(real, fake) / FID(real, floor), with a paired bootstrap interval over captions.
+    """FID(real, fake) / FID(real, floor), with grouped-jackknife bounds over captions (log scale, t quantiles).
 
     ``real`` is feature rows or fixed statistics ``(mu, sigma)``; row i of every array comes from the same
-    caption. Both FIDs go into the name (so the report's text shows them) and into ``details``.
+    caption. Both FIDs go into the name (so the report's text shows them) and into ``details``. The bounds
+    contain the estimate by construction (``hubkit.metrics.fid.jackknife_log_ratio`` says why not a bootstrap).
     """
     fid, fid_floor = fid_from_features(real, fake), fid_from_features(real, floor)
-    ratio = fid / fid_floor if fid_floor > 0 else math.inf
-    low, high = paired_ratio_interval(real, fake, floor, resamples=resamples, seed=seed, confidence=confidence)
-    return Measurement(f"{name} [{fid:.3g} / {fid_floor:.3g}]", ratio, min(low, ratio), max(high, ratio), len(fake),
+    ratio, se, used = jackknife_log_ratio(real, fake, floor, groups=groups)
+    return Measurement(f"{name} [{fid:.3g} / {fid_floor:.3g}]", ratio, ratio, ratio, len(fake),
                        direction=direction, judge=judge,
                        details={**(details or {}), "fid": fid, "fid_floor": fid_floor,
-                                "interval": f"paired bootstrap over captions, {resamples} resamples"})
+                                "interval": f"grouped jackknife over captions ({used} groups, log scale, t)",
+                                "log_se": se},
+                       confidence=confidence, bounds=functools.partial(jackknife_ratio_bounds, ratio, se, used))
 
 
 @METRICS.register("exact")
 def exact(value: float, name: str, *, direction: str, interval: str = "exact", details: dict | None = None) -> Measurement:
     """A number known without sampling error (bytes on disk, a ratio of weight sizes, a declared cost)."""
     return Measurement(name, value, value, value, 1, direction=direction,
-                       details={"interval": interval, **(details or {})})
+                       details={"interval": interval, **(details or {})}, bounds=lambda alpha: (value, value))

@@ -109,25 +109,68 @@ def image_features(module: torch.nn.Module, images: Any) -> np.ndarray:
         return module(x).detach().double().cpu().reshape(x.shape[0], -1).numpy()
 
 
-def paired_ratio_interval(real, fake: np.ndarray, floor: np.ndarray, *, resamples: int, seed: int = 0,
-                          confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of FID(real, fake) / FID(real, floor).
+#: caption groups of the jackknife behind the FID-ratio bounds (fewer when there are fewer captions)
+JACKKNIFE_GROUPS = 20
 
-    Row i of the feature arrays comes from the same caption (and, for ``real``/``fake``, the same seed), so
-    captions are resampled jointly: resampling each side on its own would break the pairing the ratio relies
-    on and widen the interval with noise the comparison does not have. ``real`` may instead be reference
-    statistics ``(mu, sigma)``, which stay fixed.
+
+def fid_ratio_value(fid: float, fid_floor: float) -> float:
+    """``fid / fid_floor``; inf over a zero floor, and 1 when both are 0 (the model is as good as the floor)."""
+    return fid / fid_floor if fid_floor > 0 else (math.inf if fid > 0 else 1.0)
+
+
+def jackknife_log_ratio(real, fake: np.ndarray, floor: np.ndarray, *,
+                        groups: int = JACKKNIFE_GROUPS) -> tuple[float, float, int]:
+    """``(estimate, standard error of log(estimate), groups)`` of FID(real, fake) / FID(real, floor) by a grouped
+    (delete-a-group) jackknife over captions.
+
+    Row i of the feature arrays comes from the same caption (and, for ``real``/``fake``, the same seed), so a
+    caption leaves all three sets together: the pairing the ratio relies on is kept. ``real`` may instead be
+    reference statistics ``(mu, sigma)``, which stay fixed. Captions go to ``groups`` groups by position (row i
+    to group i mod groups): deterministic, no random resampling.
+
+    Why not the bootstrap used before: a bootstrap resample repeats captions, and repeated rows shrink a
+    covariance matrix, so every resampled FID is biased (a noise-destroyed model's ratio of 35.5 had resampled
+    ratios of 15-35) and their spread understated the ratio's sampling spread by 15-20% at n <= 128 (coverage
+    0.82-0.90 in a pilot). Leaving whole groups out repeats nothing, and the jackknife variance errs on the large
+    side (Efron & Stein 1981): measured coverage 0.96-0.98 at n = 8-1000 (benchmarks/bench_verdicts.py).
     """
     fixed = isinstance(real, tuple)
     if len(fake) != len(floor) or (not fixed and len(real) != len(fake)):
         raise ValueError(f"paired FID needs equal rows, got {'stats' if fixed else len(real)}, {len(fake)}, {len(floor)}")
-    rng = np.random.default_rng(seed)
-    n, ratios = len(fake), []
-    for _ in range(resamples):
-        idx = rng.integers(0, n, n)
-        r = real if fixed else feature_statistics(real[idx])
-        num, den = fid_from_features(r, fake[idx]), fid_from_features(r, floor[idx])
-        ratios.append(num / den if den > 0 else math.inf)
-    alpha = 1 - confidence
-    low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    n = len(fake)
+    estimate = fid_ratio_value(fid_from_features(real, fake), fid_from_features(real, floor))
+    g = min(int(groups), n)
+    if g < 2 or not 0 < estimate < math.inf:
+        return estimate, math.inf, g
+    labels = np.arange(n) % g
+    logs = []
+    for j in range(g):
+        keep = labels != j
+        r = real if fixed else real[keep]
+        value = fid_ratio_value(fid_from_features(r, fake[keep]), fid_from_features(r, floor[keep]))
+        if not 0 < value < math.inf:
+            return estimate, math.inf, g
+        logs.append(math.log(value))
+    a = np.asarray(logs)
+    return estimate, math.sqrt((g - 1) / g * float(((a - a.mean()) ** 2).sum())), g
+
+
+def jackknife_ratio_bounds(estimate: float, se: float, groups: int, alpha: float) -> tuple[float, float]:
+    """One-sided bounds ``(lower, upper)`` at error rate ``alpha``: ``estimate * exp(-+ t * se)`` on the log scale,
+    with Student's t on groups - 1 degrees of freedom. They contain the estimate by construction (no clamping);
+    an unknown spread gives (0, inf)."""
+    from scipy.stats import t
+
+    if not 0 < estimate < math.inf:
+        return estimate, estimate
+    if not math.isfinite(se) or groups < 2:
+        return 0.0, math.inf
+    q = float(t.ppf(1 - alpha, groups - 1)) * se
+    return estimate * math.exp(-q), estimate * math.exp(q)
+
+
+def paired_ratio_interval(real, fake: np.ndarray, floor: np.ndarray, *, groups: int = JACKKNIFE_GROUPS,
+                          confidence: float = 0.95) -> tuple[float, float]:
+    """The equal-tailed ``confidence`` interval of FID(real, fake) / FID(real, floor) (``jackknife_log_ratio``)."""
+    estimate, se, g = jackknife_log_ratio(real, fake, floor, groups=groups)
+    return jackknife_ratio_bounds(estimate, se, g, round((1 - confidence) / 2, 12))

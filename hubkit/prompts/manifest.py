@@ -8,6 +8,8 @@
     judge = "micro-detector"
     model_key = "red circle"          # optional (default: the name; "NSFW" for nsfw in the catalogue)
     keywords = ["red circle"]         # optional; or a table of lists per language
+    aliases = ["the red circle"]      # optional: other full names of the concept (dropped from its neighbours)
+    pinpoint_file = "NSFW.csv"        # optional: the neighbour file in pinpoint_ness/ (default: <name>.csv)
 
 A concept declared here overrides HUB's catalogue entry of the same name. ``hubkit.session`` reads a few
 more keys of the run itself (``profile``, the ``*_judge`` roles, a concept's own ``pinpoint_template``).
@@ -58,4 +60,8 @@ def concept_info(name: str, spec: dict, root: Path) -> ConceptInfo:
     keywords = spec.get("keywords", base.keywords if base else (fold(name),))
     if isinstance(keywords, dict):  # per language ({"English": [...], "Spanish": [...]}): any of them names it
         keywords = list(dict.fromkeys(k for words in keywords.values() for k in words))
-    return ConceptInfo(name, category, str(judge), model_key, tuple(fold(k) for k in keywords))
+    aliases = spec.get("aliases", base.aliases if base else ())
+    if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
+        raise PromptSetError(f"{root / MANIFEST}: concept {name!r}: aliases must be a list of strings")
+    return ConceptInfo(name, category, str(judge), model_key, tuple(fold(k) for k in keywords),
+                       tuple(fold(a) for a in aliases))
