@@ -30,7 +30,6 @@ def default_weights_dir() -> Path:
 
 def load_micro_net(name: str, weights_dir: str | Path | None = None):
     """(network in eval mode, its JSON config, version string) for ``name`` in ``weights_dir``."""
-    import torch
     from safetensors.torch import load_file
 
     from hubkit_micro import judge_nets
