@@ -268,3 +268,15 @@ def test_ensure_returns_paths_without_loading(tmp_path, model):
     assert paths == store.paths(m, r, FAST)
     log.calls.clear()
     assert store.ensure(m, r, FAST, batch_size=3, progress=False) == paths and log.calls == []
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    """mkstemp's private 0600 must not leak into results.json or the image store: others read reports."""
+    import os
+
+    from hubkit import atomic
+
+    path = atomic.write_text(tmp_path / "results.json", "[]")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o666 & ~umask
