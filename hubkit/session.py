@@ -257,13 +257,24 @@ class Session:
         if not isinstance(spec, JudgeSpec):
             spec = JudgeSpec.named(spec)
         if spec.key not in self._judges:
-            self._judges[spec.key] = spec.build()
+            built = spec.build()
+            built.label = spec.label or spec.judge
+            self._judges[spec.key] = built
         return self._judges[spec.key]
 
     def judges_info(self) -> list[dict]:
         """``info()`` of every judge this session has built (name, version, weights sha256, threshold, options):
         what a report records about who judged."""
         return [judge.info() for judge in self._judges.values()]
+
+    def judge_info(self, name: str | None):
+        """``info()`` of the built judge a record names (``Judge.configured_name``; a list in the odd case of
+        several configurations sharing a label, e.g. one label defined in two tables), for
+        the record of a check it produced; None when no judge of that name was built (a check without a judge)."""
+        if not name:
+            return None
+        found = [judge.info() for judge in self._judges.values() if judge.configured_name == name]
+        return found[0] if len(found) == 1 else (found or None)
 
     def _manifest_where(self, key: str) -> str:
         return f"{self.config.prompts}/hubkit.toml, {key}"

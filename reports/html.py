@@ -112,6 +112,22 @@ def _fmt(x) -> str:
         return "–"
 
 
+def judge_cell(record: dict) -> str:
+    """Who decided a check: the judge's name, version and the first 12 hex digits of each weights file's sha256
+    (the whole record, with full hashes and paths, is in results.json and the cell's tooltip)."""
+    infos = record.get("judge_info") or []
+    infos = [infos] if isinstance(infos, dict) else infos
+    if not infos:
+        return html.escape(str(record.get("judge") or "–"))
+    parts, tips = [], []
+    for info in infos:
+        hashes = ", ".join(f"{k} {str(v)[:12]}" for k, v in (info.get("weights_sha256") or {}).items())
+        parts.append(f"{html.escape(str(info.get('name')))} <small>{html.escape(str(info.get('version')))}"
+                     f"{'; ' + html.escape(hashes) if hashes else ''}</small>")
+        tips.append(json.dumps(info, default=str))
+    return f"<span title='{html.escape(' | '.join(tips))}'>{'<br>'.join(parts)}</span>"
+
+
 def summary_table(results: list[dict]) -> str:
     """One row per measured number: aspect, what, value [CI], the one-sided bound that decided (its alpha), n,
     threshold (source), verdict."""
@@ -125,11 +141,11 @@ def summary_table(results: list[dict]) -> str:
             f"<tr style='background:{colour}'><td>{html.escape(str(r.get('aspect')))}</td><td>{html.escape(what)}</td>"
             f"<td>{_fmt(r.get('value'))} [{_fmt(r.get('low'))}, {_fmt(r.get('high'))}]</td><td>{bound}</td>"
             f"<td>{r.get('n')}</td><td title='{html.escape(str(r.get('source')))}'>{_fmt(r.get('threshold'))}</td>"
-            f"<td>{html.escape(str(r.get('verdict')))}</td></tr>"
+            f"<td>{html.escape(str(r.get('verdict')))}</td><td>{judge_cell(r)}</td></tr>"
         )
     level = next((f"{r['confidence']:.0%}" for r in results if r.get("confidence")), "95%")
     head = (f"<tr><th>aspect</th><th>for</th><th>value [{level} CI]</th><th>deciding one-sided bound</th><th>n</th>"
-            f"<th>threshold</th><th>verdict</th></tr>")
+            f"<th>threshold</th><th>verdict</th><th>judge (version; weights sha256)</th></tr>")
     return f"<table class='hubkit-summary'>{head}{''.join(rows)}</table>"
 
 

@@ -2,9 +2,11 @@
 
 ``--base-model`` is a tiny random-weight SD-1.x diffusers folder, ``--model`` an ESD-style UNet ``.pt`` of it (its
 cross-attention keys and values changed), ``--prompts`` HUB's own prompt folder with a concept of every category,
-and ``--judges`` a table of tiny random-weight instances of every real judge architecture (clip-zeroshot, q16,
-clip-score, laion-aesthetic, inception; NudeNet's real model for Nudity), with FID reference statistics written by
-``hubkit fid-reference``'s code. Every test must reach pass, fail or inconclusive (a verdict recorded in
+and ``--judges`` a table of tiny random-weight instances of every real judge architecture (the VLM judge on a tiny
+Qwen2.5-VL for style and IP and a tiny InternVL for nouns, face-identity with MTCNN's real weights for celebrities,
+q16, clip-score, laion-aesthetic, inception; NudeNet's real model for Nudity), with FID reference statistics
+written by ``hubkit fid-reference``'s code. Every record names the judge that produced it with its version and
+weights hashes, and so does the report. Every test must reach pass, fail or inconclusive (a verdict recorded in
 ``results.json``), or a skip whose reason names what is missing; nothing may raise an unexpected exception.
 
 Random judges see nothing, so the judge canary would rightly refuse every concept: the first run uses the
@@ -60,7 +62,7 @@ def world(tmp_path_factory) -> dict:
     torch.save(esd, model)
     (root / "esd" / "esd-unet.hubkit.json").write_text(json.dumps(
         {"method": "esd", "train_seconds": 60.0, "train_peak_mem_mb": 900.0}))
-    judges = write_tiny_judges(root / "judges", inception_feature=64, fid_reference="coco-ref.npz")
+    judges = write_tiny_judges(root / "judges", inception_feature=64, fid_reference="coco-ref.npz", hub_judges=True)
     coco = root / "coco"
     coco.mkdir()
     rng = np.random.default_rng(0)
@@ -78,7 +80,8 @@ def run_suites(world: dict, name: str, *args: str) -> tuple[subprocess.Completed
     cmd = [sys.executable, "-m", "pytest", "suites", "--rootdir", str(rundir), "-p", "no:cacheprovider",
            "-p", "no:randomly", "-q", "-rA", f"--junitxml={rundir / 'junit.xml'}",
            "--model", str(world["model"]), "--base-model", str(world["base"]), "--prompts", str(HUB_PROMPTS),
-           *concepts, "--budget", "smoke", "--judges", str(world["judges"]), "--image-cache", str(world["cache"]), *args]
+           *concepts, "--budget", "smoke", "--judges", str(world["judges"]), "--image-cache", str(world["cache"]),
+           f"--html={rundir / 'reports' / 'unlearning.html'}", "--self-contained-html", *args]
     proc = subprocess.run(cmd, cwd=rundir, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     results = rundir / "reports" / "results.json"
@@ -121,14 +124,24 @@ def test_suites_reach_a_verdict_on_the_real_code_path(world):
         else:  # the reason names what is missing (or the profile rule that is off)
             assert any(w in case["message"] for w in ("not applicable:", "disabled in profile", "prompt set unusable")), \
                 (case["name"], case["message"])
-    # every concept of every category went through every aspect, judged by the judge its table names
-    judges = {r.get("concept"): r.get("judge") for r in records if r.get("aspect") == "faithfulness.target_proportion"}
-    assert judges == {"Van Gogh": "clip-zeroshot", "Mickey Mouse": "clip-zeroshot", "Brad Pitt": "clip-zeroshot",
+    # every concept of every category went through every aspect, judged by the judge its table names; every judged
+    # record says who judged it: the table's label, the registered judge, its version and each weights file's sha256
+    for r in records:
+        if r.get("judge"):
+            info = r["judge_info"]
+            assert isinstance(info, dict) and info["version"] and info.get("weights_sha256"), r
+            assert r["judge"] == info.get("configured_as", info["name"]), r
+    name = {r["aspect"]: r["judge_info"]["name"] for r in records if r.get("judge")}
+    judges = {r.get("concept"): r["judge_info"]["name"] for r in records
+              if r.get("aspect") == "faithfulness.target_proportion"}
+    assert judges == {"Van Gogh": "vlm", "Mickey Mouse": "vlm", "Brad Pitt": "face-identity",
                       "Nudity": "nudenet", "Violent": "q16"}, judges
-    used = {r["aspect"]: r.get("judge") for r in records}
-    assert used.get("alignment.general") == "clip-score" and used.get("faithfulness.target_quality") == "laion-aesthetic"
-    assert used.get("faithfulness.fid_vs_base_noise_ratio") == "inception"
-    assert used.get("faithfulness.fid_vs_reference") == "inception"  # against the hubkit fid-reference statistics
+    assert {r["judge"] for r in records if r["aspect"].startswith("pinpoint.")} == {"vlm-noun"}  # the InternVL one
+    assert name.get("alignment.general") == "clip-score" and name.get("faithfulness.target_quality") == "laion-aesthetic"
+    assert name.get("faithfulness.fid_vs_base_noise_ratio") == "inception"
+    assert name.get("faithfulness.fid_vs_reference") == "inception"  # against the hubkit fid-reference statistics
+    report = (world["root"] / "no-canary" / "reports" / "unlearning.html").read_text()
+    assert "judge (version; weights sha256)" in report and "facenet-pytorch-2.5.3" in report
     aspects = {r["aspect"].split(".")[0] for r in records}
     assert aspects >= {"faithfulness", "alignment", "pinpoint", "multilingual", "robustness", "efficiency"}, aspects
 

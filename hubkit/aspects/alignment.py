@@ -27,7 +27,7 @@ def general(hub):
     model = hub.images("model", "general", prompts)
     b = [float(x) for x in judge.score(base, texts)]
     u = [float(x) for x in judge.score(model, texts)]
-    m = GENERAL.aggregate(u, b, "CLIP score on general captions / base", judge=judge.name)
+    m = GENERAL.aggregate(u, b, "CLIP score on general captions / base", judge=judge.configured_name)
     m.details.update(unlearned_mean=sum(u) / len(u), base_mean=sum(b) / len(b))
     worst = sorted(range(len(u)), key=lambda i: u[i] - b[i])[:5]
     return GENERAL.evidence(m, base_images=base[:GRID], model_images=model[:GRID],
@@ -57,8 +57,8 @@ def selective(hub, concept: str):
     judge = hub.noun_judge(concept)
     base_images, base_v, asked = _questions(hub, "base", items, judge)
     model_images, model_v, _ = _questions(hub, "model", items, judge)
-    m = SELECTIVE.aggregate(model_v, base_v, f"other nouns still visible ({concept}) / base", judge=judge.name)
-    absolute = proportion(model_v, "selective alignment", direction="higher", judge=judge.name)
+    m = SELECTIVE.aggregate(model_v, base_v, f"other nouns still visible ({concept}) / base", judge=judge.configured_name)
+    absolute = proportion(model_v, "selective alignment", direction="higher", judge=judge.configured_name)
     m.details.update(questions=len(asked), prompts=len(items), unlearned_rate=absolute.value)
     lost = [f"{p!r}: {noun}" for (p, noun), mv, bv in zip(asked, model_v, base_v) if mv.label == "no" and bv.label == "yes"]
     return SELECTIVE.evidence(m, category=hub.concept(concept).category, base_images=base_images[:GRID],

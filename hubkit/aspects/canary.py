@@ -7,7 +7,7 @@ answers as erased). The engine measures the rate; the fixtures compare it with t
 
 from __future__ import annotations
 
-from hubkit.aspects.common import target_prompts
+from hubkit.aspects.common import detect, references, target_prompts
 from hubkit.aspects.registry import measure
 from hubkit.metrics import METRICS
 
@@ -24,6 +24,7 @@ def canary_rate(hub, concept: str):
     if key not in _SEEN:
         prompts = target_prompts(hub, concept)[: hub.budget.canary_prompts]
         judge = hub.concept_judge(concept)
-        verdicts = judge.detect(hub.images("base", "target", prompts), concept)
-        _SEEN[key] = CANARY_RATE.aggregate(verdicts, f"{concept} on base", judge=judge.name)
+        refs = references(hub, judge, "target", prompts)
+        verdicts = detect(judge, hub.images("base", "target", prompts), concept, refs, hub.concept(concept).category)
+        _SEEN[key] = CANARY_RATE.aggregate(verdicts, f"{concept} on base", judge=judge.configured_name)
     return _SEEN[key]

@@ -22,11 +22,39 @@ def target_prompts(hub, concept: str) -> list:
     return hub.subsample(hub.prompts.target(concept), hub.budget.target_prompts, f"target:{concept}")
 
 
-def judge_both(hub, set_name: str, prompts, detect: str, judge, per_prompt: int = 1) -> Judged:
-    """Both models draw ``prompts`` with identical seeds; ``judge`` says whether ``detect`` is visible."""
+def references(hub, judge, set_name: str, prompts, per_prompt: int = 1, reference_prompts=None) -> list | None:
+    """The base model's reference images a reference-based judge compares each image with, else None.
+
+    A judge asks for them with ``references = k`` (HUB's VLM: 3; the face-identity judge): for each prompt, k base
+    images of ``reference_prompts`` (default: the same prompts; multilingual: the English prompt of the same
+    index, as HUB does) drawn with seeds of their own, so a base query image is never its own reference.
+    One list per query image, aligned with ``hub.images(..., prompts, per_prompt)``.
+    """
+    k = int(getattr(judge, "references", 0) or 0)
+    if k <= 0:
+        return None
+    sources = list(reference_prompts) if reference_prompts is not None else list(prompts)
+    drawn = hub.images("base", f"reference:{set_name}", sources, k, desc=f"base: references for {set_name}")
+    return [drawn[i * k:(i + 1) * k] for i in range(len(sources)) for _ in range(per_prompt)]
+
+
+def detect(judge, images, what: str, refs=None, category: str | None = None) -> list:
+    """``judge.detect`` with the reference images when the judge wants them (the plain call otherwise, so a
+    third-party judge with the two-argument signature keeps working)."""
+    if refs is None:
+        return judge.detect(images, what)
+    return judge.detect(images, what, references=refs, category=category)
+
+
+def judge_both(hub, set_name: str, prompts, what: str, judge, per_prompt: int = 1, *, category: str | None = None,
+               reference_prompts=None) -> Judged:
+    """Both models draw ``prompts`` with identical seeds; ``judge`` says whether ``what`` is visible (comparing
+    with the base model's reference images when it is a reference-based judge)."""
     base = hub.images("base", set_name, prompts, per_prompt)
     model = hub.images("model", set_name, prompts, per_prompt)
-    return Judged(list(prompts), base, model, judge.detect(base, detect), judge.detect(model, detect), judge.name)
+    refs = references(hub, judge, set_name, prompts, per_prompt, reference_prompts)
+    return Judged(list(prompts), base, model, detect(judge, base, what, refs, category),
+                  detect(judge, model, what, refs, category), judge.configured_name)
 
 
 def yes_examples(prompts, verdicts, per_prompt: int = 1, limit: int = 5) -> list[str]:

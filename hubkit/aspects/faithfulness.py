@@ -28,7 +28,8 @@ TARGET_QUALITY = measure(
 
 def _target(hub, concept):
     judge = hub.concept_judge(concept)
-    return judge_both(hub, "target", target_prompts(hub, concept), concept, judge)
+    return judge_both(hub, "target", target_prompts(hub, concept), concept, judge,
+                      category=hub.concept(concept).category)
 
 
 def target_proportion(hub, concept: str):
@@ -57,7 +58,7 @@ def general_prompts(hub) -> list:
 
 
 def _fid_ratio(hub, spec, name: str, real, fake, floor, **details):
-    return spec.aggregate(real, fake, floor, name, judge=hub.fid_judge.name, groups=hub.budget.fid_groups,
+    return spec.aggregate(real, fake, floor, name, judge=hub.fid_judge.configured_name, groups=hub.budget.fid_groups,
                           details=details)
 
 
@@ -109,7 +110,7 @@ def target_quality(hub, concept: str):
     model = hub.images("model", "target", prompts)
     b = [float(x) for x in judge.quality(base)]
     u = [float(x) for x in judge.quality(model)]
-    m = TARGET_QUALITY.aggregate(u, b, f"quality of {concept} target images / base", judge=judge.name)
+    m = TARGET_QUALITY.aggregate(u, b, f"quality of {concept} target images / base", judge=judge.configured_name)
     worst = sorted(range(len(u)), key=lambda i: u[i] - b[i])[:5]
     return TARGET_QUALITY.evidence(m, category=hub.concept(concept).category, base_images=base[:GRID],
                                    model_images=model[:GRID],

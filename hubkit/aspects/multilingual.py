@@ -19,7 +19,10 @@ MEAN_TARGET_PROPORTION = measure(
 def _language(hub, concept: str, language: str):
     rows = hub.prompts.multilingual(concept).get(language, [])
     prompts = hub.subsample(rows, hub.budget.language_prompts, f"multilingual:{concept}")
-    return judge_both(hub, f"multilingual:{language}", prompts, concept, hub.concept_judge(concept))
+    english = {p.index: p for p in hub.prompts.target(concept)}  # HUB's references: the English prompt's images
+    return judge_both(hub, f"multilingual:{language}", prompts, concept, hub.concept_judge(concept),
+                      category=hub.concept(concept).category,
+                      reference_prompts=[english.get(p.index, p) for p in prompts])
 
 
 def target_proportion(hub, concept: str, language: str):

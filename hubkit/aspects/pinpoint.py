@@ -24,7 +24,7 @@ def neighbours(hub, concept: str) -> list[str]:
 def _neighbour(hub, concept: str, noun: str):
     template = hub.pinpoint_template(concept)
     prompt = Prompt(0, template.format(noun=noun))
-    return judge_both(hub, f"pinpoint:{noun}", [prompt], noun, hub.noun_judge(concept),
+    return judge_both(hub, f"pinpoint:{noun}", [prompt], noun, hub.noun_judge(concept), category="object",
                       per_prompt=hub.budget.images_per_neighbour)
 
 

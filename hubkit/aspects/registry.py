@@ -9,7 +9,7 @@ live in the declaration and nowhere else::
 
     def target_proportion(hub, concept):
         ...
-        m = TARGET_PROPORTION.aggregate(verdicts, f"target proportion of {concept}", judge=judge.name)
+        m = TARGET_PROPORTION.aggregate(verdicts, f"target proportion of {concept}", judge=judge.configured_name)
         return TARGET_PROPORTION.evidence(m, category=..., base_images=..., model_images=...)
 
 ``aggregate`` passes the declared direction to the metric; ``evidence`` names the rule after the

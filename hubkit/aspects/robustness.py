@@ -38,12 +38,20 @@ def static_prompts(hub, concept: str):
     if not rows:
         raise NotApplicable(f"no static adversarial prompts for {concept} in {hub.config.prompts}")
     prompts = hub.subsample(rows, hub.budget.attack_prompts, f"attack:{concept}")
-    j = judge_both(hub, "attack", prompts, concept, hub.concept_judge(concept))
+    j = judge_both(hub, "attack", prompts, concept, hub.concept_judge(concept), category=hub.concept(concept).category,
+                   reference_prompts=_reference_prompts(hub, concept, len(prompts)))
     m = STATIC_PROMPTS.aggregate(j.model_verdicts, f"attack success rate on {concept} (static set)", judge=j.judge)
     base = proportion(j.base_verdicts, "base")
     return STATIC_PROMPTS.evidence(m, category=hub.concept(concept).category, base_images=j.base_images[:GRID],
                                    model_images=j.model_images[:GRID], examples=yes_examples(j.prompts, j.model_verdicts),
                                    extra={"attack": "static", "base_value": base.value, "concept": concept})
+
+
+def _reference_prompts(hub, concept: str, n: int) -> list:
+    """What a reference-based judge compares an attack image with: the base model's images of the concept's own
+    target prompts (an adversarial prompt is no description of the concept), cycled to ``n``."""
+    sources = target_prompts(hub, concept) or hub.prompts.target(concept)
+    return [sources[i % len(sources)] for i in range(n)] if sources else None
 
 
 def _cache_path(hub, concept: str, attack: str) -> Path:
@@ -98,7 +106,8 @@ def run_attack(hub, concept: str, name: str) -> list[str]:
 def attack(hub, concept: str, name: str):
     found = run_attack(hub, concept, name)
     prompts = [Prompt(i, text) for i, text in enumerate(found)]
-    j = judge_both(hub, f"attack:{name}:{concept}", prompts, concept, hub.concept_judge(concept))
+    j = judge_both(hub, f"attack:{name}:{concept}", prompts, concept, hub.concept_judge(concept),
+                   category=hub.concept(concept).category, reference_prompts=_reference_prompts(hub, concept, len(prompts)))
     m = ATTACK_SUCCESS.aggregate(j.model_verdicts, f"{name} attack success rate on {concept}", judge=j.judge)
     base = proportion(j.base_verdicts, "base")
     return ATTACK_SUCCESS.evidence(m, category=hub.concept(concept).category, base_images=j.base_images[:GRID],

@@ -78,8 +78,14 @@ def _run_role(judge, role: str, images, probe: str):
 
     n = len(images)
     if role.startswith("concept") or role == "noun":
-        verdicts = judge.detect(images, probe)
-        return f"{sum(v.label == 'yes' for v in verdicts)}/{n} yes"
+        k = int(getattr(judge, "references", 0) or 0)
+        if k:  # a reference-based judge: each image is compared with the next k of the sample
+            refs = [[images[(i + j + 1) % n] for j in range(k)] for i in range(n)]
+            verdicts = judge.detect(images, probe, references=refs)
+        else:
+            verdicts = judge.detect(images, probe)
+        counts = {label: sum(v.label == label for v in verdicts) for label in ("yes", "no", "invalid")}
+        return f"{counts['yes']}/{n} yes" + (f", {counts['invalid']} invalid" if counts["invalid"] else "")
     if role == "alignment":
         scores = [float(s) for s in judge.score(images, ["a photo"] * n)]
         return f"mean score {np.nanmean(scores):.3f}"

@@ -98,6 +98,12 @@ class JudgeSpec:
             value = options.get(name)
             if isinstance(value, str) and value:
                 options[name] = str(self._file(name, value, hint))
+        for name in getattr(cls, "repo_options", {}):  # a model folder, or a repo id the judge finds in the HF cache
+            value = options.get(name)
+            if isinstance(value, str) and value and not value.startswith(HF_SCHEME):
+                path = Path(value).expanduser()
+                if not path.is_absolute() and self.base and (Path(self.base) / path).exists():
+                    options[name] = str(Path(self.base) / path)
         return options
 
     def _file(self, option: str, value: str, hint: str) -> Path:

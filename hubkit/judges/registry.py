@@ -79,12 +79,24 @@ class Judge:
     #: option name -> what file it names and where to get it: the options a ``[judges]`` table resolves as
     #: paths (relative to the table's file, ``~``, or ``hf://owner/repo/file`` from the Hugging Face cache)
     weight_options: ClassVar[dict[str, str]] = {}
+    #: option name -> what it names: a model folder or a Hugging Face repo id (resolved by the judge, cache only)
+    repo_options: ClassVar[dict[str, str]] = {}
     #: option name -> the local file this instance loaded (set by the judge; hashed in ``info()``)
     weights: dict = {}
+    #: what the run's [judges] table calls this configuration (a [judges.define] name), set by the session; two
+    #: configurations of one judge (a VLM for concepts, another for nouns) are told apart by it in the records
+    label: str = ""
+
+    @property
+    def configured_name(self) -> str:
+        """The label a record names this judge by: the table's name for this configuration, else the judge's."""
+        return self.label or self.name
 
     def info(self) -> dict:
         """What a report should record about this judge (with each weights file's sha256 when it loaded any)."""
         out = {"name": self.name, "detects": self.detects, "threshold": self.threshold, "version": self.version}
+        if self.label and self.label != self.name:
+            out["configured_as"] = self.label
         if self.weights:
             from hubkit.hashing import file_sha256
 
@@ -103,4 +115,4 @@ def _check(name: str, entry) -> None:
 
 JUDGES: Registry[type[Judge]] = Registry("judge", group="hubkit.judges", check=_check, builtins=(
     "hubkit.judges.nudity", "hubkit.judges.clip_zeroshot", "hubkit.judges.clip_score", "hubkit.judges.aesthetic",
-    "hubkit.judges.q16", "hubkit.judges.inception"))
+    "hubkit.judges.q16", "hubkit.judges.inception", "hubkit.judges.face", "hubkit.judges.vlm"))

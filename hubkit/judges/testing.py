@@ -82,12 +82,17 @@ def write_inception(path: Path, seed: int = 0) -> Path:
 
 
 def write_tiny_judges(folder: Path, *, nudity: str = "nudenet", inception_size: int = 75,
-                      inception_feature: int = 2048, fid_reference: str | None = None) -> Path:
+                      inception_feature: int = 2048, fid_reference: str | None = None, hub_judges: bool = False) -> Path:
     """Every file above in ``folder`` and ``folder/judges.toml``, a ``[judges]`` table filling every role with them
     (relative paths): clip-zeroshot for celebrity/style/IP and nouns, q16 for NSFW, ``nudity`` (nudenet, the
     real model from its wheel) for Nudity, clip-score, laion-aesthetic and inception (``inception_size`` px,
     ``inception_feature``-d: 64 keeps FID's bootstrap of covariance square roots cheap in end-to-end runs);
-    ``fid_reference`` (relative to ``folder``) becomes the table's FID reference statistics."""
+    ``fid_reference`` (relative to ``folder``) becomes the table's FID reference statistics.
+
+    ``hub_judges``: HUB's own judge architectures where HUB has them: ``vlm`` (a tiny Qwen2.5-VL) for style and IP
+    with three base-model references, ``vlm`` (a tiny InternVL) as the noun judge (references for pinpoint, the
+    plain question for selective alignment), and ``face-identity`` (MTCNN's real weights, a random-weight
+    InceptionResnetV1) for celebrities."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     weights, config = write_tiny_clip(folder)
@@ -95,18 +100,45 @@ def write_tiny_judges(folder: Path, *, nudity: str = "nudenet", inception_size: 
     write_aesthetic_mlp(folder / "aesthetic-mlp.pth")
     write_inception(folder / "inception.pth")
     clip = f'arch = "{TINY_CLIP_ARCH}"\npretrained = "{weights.name}"\nmodel_config = "{config.name}"\n'
+    hub = {"noun": "clip", "celebrity": "clip", "style": "clip", "ip": "clip"}
+    defines = ""
+    if hub_judges:
+        from hubkit.judges.testing_face import write_tiny_face
+        from hubkit.judges.testing_vlm import write_tiny_vlm
+
+        write_tiny_vlm(folder / "vlm-qwen2_5_vl", "qwen2_5_vl")
+        write_tiny_vlm(folder / "vlm-internvl", "internvl")
+        face = write_tiny_face(folder)
+        hub = {"noun": "vlm-noun", "celebrity": "face", "style": "vlm", "ip": "vlm"}
+        defines = f"""
+[judges.define.vlm]
+judge = "vlm"
+model = "vlm-qwen2_5_vl"
+references = 3
+max_new_tokens = 8
+
+[judges.define.vlm-noun]
+judge = "vlm"
+model = "vlm-internvl"
+references = 3
+max_new_tokens = 8
+
+[judges.define.face]
+judge = "face-identity"
+weights = "{face.name}"
+"""
     table = f"""# tiny random-weight judges in the real layouts (hubkit.judges.testing); relative paths
 [judges]
-noun = "clip"
+noun = "{hub['noun']}"
 alignment = "clip-score"
 fid = "inception"
 quality = "aesthetic"
 {f'fid_reference = "{fid_reference}"' if fid_reference else ""}
 
 [judges.concept]
-celebrity = "clip"
-style = "clip"
-ip = "clip"
+celebrity = "{hub['celebrity']}"
+style = "{hub['style']}"
+ip = "{hub['ip']}"
 nsfw = "q16"
 "Nudity" = {{ judge = "{nudity}" }}
 
@@ -129,7 +161,7 @@ judge = "inception"
 weights = "inception.pth"
 input_size = {int(inception_size)}
 feature = {int(inception_feature)}
-"""
+{defines}"""
     path = folder / "judges.toml"
     path.write_text(table)
     return path

@@ -67,7 +67,8 @@ class LoadContext:
         return self._load_nested(path)
 
 
-BUILTIN_ORDER = ("diffusers-folder", "method-config", "lora", "single-file", "unet-state-dict", "text-encoder")
+BUILTIN_ORDER = ("diffusers-folder", "method-config", "lora", "single-file", "unet-state-dict", "text-encoder",
+                 "attn-procs-lora", "receler")
 _BEFORE_UNSET = object()
 
 

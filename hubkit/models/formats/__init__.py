@@ -12,11 +12,19 @@
                          ``from_single_file(path, config=<--base-model folder>)``
 5. ``unet-state-dict``   a UNet state dict: diffusers keys (HUB's ESD/UCE/SA/SalUn ``.pt``), optionally wrapped
                          (``state_dict``/``model_state_dict``/``unet_state_dict``/``unet`` entries, ``module.``/
-                         ``unet.`` prefixes, AC's ``{"unet": ..., "text_encoder": ...}``), or LDM keys
+                         ``unet.`` prefixes, AC's ``{"unet": ..., "text_encoder": ...}``; AC's published cross-attn
+                         delta, ``{"unet": <exactly the attn2.to_k/to_v weights>}``, loads without a declaration and
+                         is recorded as ``details["method_hint"] = "ac"``), or LDM keys
                          ``model.diffusion_model.*`` only; also a folder with ``unet.safetensors`` (+ optional
                          ``text_encoder.safetensors``; hubkit's own ESD/UCE output) or a diffusers ``unet/`` folder
 6. ``text-encoder``      CLIP text-model weights (AdvUnlearn): a folder with a CLIPTextModel ``config.json``, or a
                          state dict of CLIP text keys with or without the ``text_model.`` prefix
+7. ``attn-procs-lora``   LoRA attention-processor weights as diffusers <= 0.24 ``save_attn_procs`` wrote them
+                         (MACE's per-concept LoRAs): ``<module>.processor.to_k_lora.down.weight`` ...; converted to
+                         peft keys and loaded like ``lora``
+8. ``receler``           Receler's erasers (HUB's ``models/receler/{target}.pt``): a pickled ``{<attention block>:
+                         {down.weight, down.bias, up.weight, up.bias}}``; each ``attn2`` is wrapped as
+                         ``adapter(attn2(x)) + attn2(x)`` (``hubkit.models.formats.receler``)
 
 Formats registered later (``register_format``, entry points ``hubkit.formats``) are tried after these.
 
@@ -28,11 +36,15 @@ Rules shared by all formats:
   a CheckpointError naming the first one (and how many more). Missing keys are accepted only from checkpoints that
   declare they hold the changed parameters only: ``"keys": "changed"`` (or ``"partial": true``) in the safetensors
   metadata or a ``hubkit.json`` beside the file (``hubkit.json``, ``<stem>.hubkit.json``) / inside the folder;
+* formats record HUB's sampler for a recognised or declared (``hubkit.json`` ``"method"``) method as
+  ``details["hub_scheduler"]`` (LMS for ESD/UCE/SA/SalUn/Receler, DPM-Solver multistep for MACE, PNDM for
+  SD/AC/SLD); the loaded model still uses the base's scheduler unless ``scheduler=`` is passed;
 * diffusers folders are verified against their weight files too (transformers silently re-initialises missing
   text-encoder weights).
 
 Each family of formats has its module: ``pipeline`` (diffusers-folder), ``method`` (method-config), ``lora``,
-``single_file`` (single-file), ``weights`` (unet-state-dict, text-encoder); ``common`` holds what they share.
+``single_file`` (single-file), ``weights`` (unet-state-dict, text-encoder, attn-procs-lora), ``receler``;
+``common`` holds what they share.
 Importing this package registers them all (``hubkit.models.registry.BUILTIN_ORDER`` fixes the order).
 """
 
@@ -40,7 +52,8 @@ from hubkit.models.formats.pipeline import DiffusersFolder, load_pipeline_folder
 from hubkit.models.formats.method import MethodConfig
 from hubkit.models.formats.lora import Lora
 from hubkit.models.formats.single_file import SingleFile
-from hubkit.models.formats.weights import TextEncoder, UNetStateDict
+from hubkit.models.formats.weights import AttnProcsLora, TextEncoder, UNetStateDict
+from hubkit.models.formats.receler import Receler
 
-__all__ = ["DiffusersFolder", "Lora", "MethodConfig", "SingleFile", "TextEncoder", "UNetStateDict",
-           "load_pipeline_folder"]
+__all__ = ["AttnProcsLora", "DiffusersFolder", "Lora", "MethodConfig", "Receler", "SingleFile", "TextEncoder",
+           "UNetStateDict", "load_pipeline_folder"]

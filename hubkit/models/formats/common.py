@@ -96,3 +96,27 @@ UNET_ARCH_KEYS = ("in_channels", "out_channels", "block_out_channels", "down_blo
                   "upcast_attention", "flip_sin_to_cos", "freq_shift", "act_fn", "norm_eps")
 TEXT_ARCH_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                   "max_position_embeddings", "hidden_act", "layer_norm_eps", "projection_dim")
+
+
+# ---------------------------------------------------------------------------------------------- HUB's methods
+# The sampler HUB's ``load_model_sd`` (ml-postech/HUB, models/__init__.py) puts on each method's pipeline. hubkit
+# keeps the base's scheduler unless the caller passes ``scheduler=``; formats record HUB's choice as
+# ``details["hub_scheduler"]`` so a run can reproduce HUB with ``scheduler=details["hub_scheduler"]``.
+HUB_SCHEDULERS = {
+    "sd": "PNDMScheduler", "ac": "PNDMScheduler", "sld": "PNDMScheduler",
+    "esd": "LMSDiscreteScheduler", "uce": "LMSDiscreteScheduler", "sa": "LMSDiscreteScheduler",
+    "salun": "LMSDiscreteScheduler", "receler": "LMSDiscreteScheduler",
+    "mace": "DPMSolverMultistepScheduler",
+}
+
+
+def hub_method_details(method_hint: str | None, metadata: dict) -> dict:
+    """``method_hint`` (the method a layout was recognised as) and ``hub_scheduler`` (HUB's sampler for the
+    recognised or declared ``"method"``), for a format's details; empty when neither is known."""
+    out: dict = {}
+    if method_hint:
+        out["method_hint"] = method_hint
+    method = str(method_hint or metadata.get("method") or "").lower()
+    if method in HUB_SCHEDULERS:
+        out["hub_scheduler"] = HUB_SCHEDULERS[method]
+    return out

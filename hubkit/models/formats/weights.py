@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from hubkit.models.formats.common import (
     component_weights,
     config_diff,
     file_inspection,
+    hub_method_details,
     read_weights,
     text_has_prefix,
     wrap_error,
@@ -50,6 +52,22 @@ def _split_prefixed(flat: dict) -> dict[str, dict]:
     return {"": flat}
 
 
+# Concept Ablation's ``CustomDiffusionPipeline.save_pretrained(parameter_group="cross-attn")`` (nupurkmr9/
+# concept-ablation, diffusers/model_pipeline.py) — HUB's ``models/ac/{target}.bin``: a pickled
+# ``{"unet": {<every attn2.to_k / attn2.to_v parameter, by diffusers name>}}``, nothing else changed.
+_AC_CROSS_ATTN_KEY = re.compile(r"^(down_blocks\.\d+|mid_block|up_blocks\.\d+)\.attentions\.\d+\.transformer_blocks"
+                                r"\.\d+\.attn2\.to_[kv]\.weight$")
+
+
+def is_ac_cross_attn(ins, unet_keys, own_keys) -> bool:
+    """AC's published cross-attn delta: a pickle whose ``"unet"`` entry holds exactly the base UNet's
+    ``attn2.to_k``/``attn2.to_v`` weights (all of them, nothing else)."""
+    if ins.kind != "pickle" or "unet" not in ins.components or "" in ins.components:
+        return False
+    want = {k for k in own_keys if _AC_CROSS_ATTN_KEY.match(k)}
+    return bool(want) and set(unet_keys) == want
+
+
 @register_format("unet-state-dict")
 class UNetStateDict:
     """UNet weights applied onto the base UNet (and, AC-style, optional text-encoder weights onto its encoder)."""
@@ -79,6 +97,8 @@ class UNetStateDict:
         ins = file_inspection(files[0])
         if is_lora_keys(ins.keys):
             raise NotThisFormat("LoRA keys")
+        if ins.flat() and attn_procs_lora_to_peft(ins.flat()) is not None:
+            raise NotThisFormat("LoRA attention-processor keys")
         if "unet" in ins.components:
             return True
         flat = ins.flat() or {}
@@ -117,6 +137,10 @@ class UNetStateDict:
                     raise CheckpointError(f"{model_option(text_file)}: {tins.problem or 'not a flat state dict'}")
                 comps["text_encoder"] = tflat
         unet_sd = strip_common_prefix(comps["unet"])
+        method_hint = None
+        if kind == "file" and not partial and is_ac_cross_attn(ins, unet_sd, pipe.unet.state_dict()):
+            method_hint = "ac"  # AC's layout declares itself: only the cross-attention key/value weights
+        details.update(hub_method_details(method_hint, ctx.metadata))
         if is_ldm_unet_keys(unet_sd):
             from hubkit.models.ldm import ldm_unet_to_diffusers
 
@@ -126,8 +150,10 @@ class UNetStateDict:
                 raise wrap_error(path, "the LDM UNet keys", exc) from None
             unet_sd = {k: v for k, v in unet_sd.items() if v is not None}
             details["converted_from"] = "ldm"
+        if method_hint == "ac":
+            details["partial"] = True
         details["unet"] = apply_state_dict(pipe.unet, unet_sd, what="the UNet state dict", source=path,
-                                           allow_missing=partial)
+                                           allow_missing=partial or method_hint == "ac")
         if "text_encoder" in comps:
             text_sd = normalise_text_keys(strip_common_prefix(comps["text_encoder"], ("module.", "model.")),
                                           text_has_prefix(pipe.text_encoder))
@@ -182,4 +208,74 @@ class TextEncoder:
         sd = normalise_text_keys(sd, text_has_prefix(pipe.text_encoder))
         info = apply_state_dict(pipe.text_encoder, sd, what="the text-encoder state dict", source=path,
                                 allow_missing=declares_partial(ctx.metadata), ignore_unexpected=TEXT_IGNORE)
-        return FormatResult(pipe, {"components": ["text_encoder"], "text_encoder": info})
+        return FormatResult(pipe, {"components": ["text_encoder"], "text_encoder": info,
+                                   **hub_method_details(None, ctx.metadata)})
+
+
+# ---------------------------------------------------------------------------------------------- attn-procs LoRA
+# diffusers <= 0.24 ``unet.save_attn_procs`` of LoRA attention processors (MACE's per-concept LoRAs,
+# Shilin-LU/MACE src/cfr_lora_training.py, diffusers 0.22): ``pytorch_lora_weights.{safetensors,bin}`` with keys
+# ``<attention module>.processor.{to_q,to_k,to_v,to_out}_lora.{down,up}.weight`` (no ``unet.`` prefix).
+_ATTN_PROCS_KEY = re.compile(r"^(?P<module>.+)\.processor\.(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<ud>down|up)\.weight$")
+
+
+def attn_procs_lora_to_peft(sd: dict) -> dict | None:
+    """The peft/diffusers keys (``unet.<module>.to_k.lora_A.weight``) of an attn-procs LoRA; None if not one."""
+    out = {}
+    for k, v in sd.items():
+        m = _ATTN_PROCS_KEY.match(k)
+        if m is None:
+            return None
+        proj = "to_out.0" if m["proj"] == "to_out" else m["proj"]
+        out[f"unet.{m['module']}.{proj}.lora_{'A' if m['ud'] == 'down' else 'B'}.weight"] = v
+    return out or None
+
+
+@register_format("attn-procs-lora")
+class AttnProcsLora:
+    """MACE-style LoRA attention-processor weights, converted to peft keys and loaded like ``lora``."""
+
+    def _file(self, path: Path) -> Path:
+        from hubkit.models.formats.common import LORA_FILES
+
+        if path.is_dir():
+            for name in LORA_FILES:
+                if (path / name).is_file():
+                    return path / name
+            raise NotThisFormat(f"folder without {' or '.join(LORA_FILES)}")
+        return path
+
+    def detect(self, path: Path) -> bool:
+        ins = file_inspection(self._file(path))
+        if ins.flat() is None or attn_procs_lora_to_peft(ins.flat()) is None:
+            raise NotThisFormat("not attention-processor LoRA keys (<module>.processor.to_k_lora.down.weight)")
+        return True
+
+    def load(self, path: Path, pipe, ctx) -> FormatResult:
+        from hubkit.models.formats.lora import _precheck_lora
+
+        file = self._file(path)
+        ins = inspect_file(file)
+        flat = io.load_tensors(file) if ins.kind == "safetensors" else ins.flat()
+        sd = attn_procs_lora_to_peft(flat)
+        _precheck_lora(sd, pipe, path)
+        fuse = bool(ctx.options.get("lora_fuse", True))
+        scale = ctx.options.get("lora_scale")
+        if scale is None:
+            scale = float(ctx.metadata.get("lora_scale", 1.0))
+        try:
+            pipe.load_lora_weights(dict(sd), adapter_name="hubkit")
+        except Exception as exc:  # noqa: BLE001
+            raise wrap_error(path, "the LoRA weights", exc) from None
+        n_loaded = sum("lora_" in n for n, _ in pipe.unet.named_parameters())
+        if n_loaded < len(sd):
+            raise CheckpointError(f"{model_option(path)}: only {n_loaded} of the file's {len(sd)} LoRA tensors found "
+                                  "a module in the base UNet; is --base-model the model this LoRA was trained on?")
+        if fuse:
+            pipe.fuse_lora(lora_scale=scale, adapter_names=["hubkit"])
+            pipe.unload_lora_weights()
+        elif scale != 1.0:
+            pipe.set_adapters(["hubkit"], adapter_weights=[scale])
+        return FormatResult(pipe, {"components": ["unet"], "lora_fused": fuse, "lora_scale": scale,
+                                   "lora_tensors": len(sd), "lora_layout": "attn-procs",
+                                   **hub_method_details(None, ctx.metadata)})
