@@ -29,7 +29,7 @@ from hubkit.registry import Registry
 
 COMMANDS: Registry[Callable[[argparse._SubParsersAction], None]] = Registry("command", group="hubkit.commands",
                                                                        where="hubkit.cli.COMMANDS",
-                                                                       builtins=("hubkit.judges.cli",))
+                                                                       builtins=("hubkit.judges.cli", "hubkit.compare_cli"))
 
 
 def _unlearn(args) -> int:

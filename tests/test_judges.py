@@ -209,7 +209,7 @@ def tiny_clip(tmp_path_factory):
 
 
 def test_clip_zeroshot_needs_a_local_path(tmp_path, monkeypatch):
-    monkeypatch.delenv("HUBKIT_CLIP_PRETRAINED", raising=False)
+    monkeypatch.setenv("HUBKIT_CLIP_PRETRAINED", str(tmp_path / "ignored.safetensors"))  # no environment fallback
     with pytest.raises(JudgeError, match="pretrained="):
         JUDGES.build("clip-zeroshot")
     with pytest.raises(JudgeError, match="not found"):

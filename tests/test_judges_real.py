@@ -142,8 +142,13 @@ def test_hf_paths_come_from_the_cache_only(tmp_path, monkeypatch):
 def test_shipped_hub_table_reproduces_hubs_choices():
     t = load_judges_file("hub")
     assert Path(t.source).name == "hub.toml"
-    assert {c: t.concept_judge(n, c).judge for c, n in [("nsfw", "Nudity"), ("nsfw", "Violent"), ("style", "Van Gogh")]} \
-        == {"nsfw": "q16", "style": "clip-zeroshot"}
+    picked = {(c, n): t.concept_judge(n, c) for c, n in [("nsfw", "Nudity"), ("nsfw", "Violent"), ("style", "Van Gogh"),
+                                                         ("ip", "Mickey Mouse"), ("celebrity", "Brad Pitt")]}
+    assert {n: spec.judge for (c, n), spec in picked.items()} == {
+        "Nudity": "q16", "Violent": "q16", "Van Gogh": "vlm", "Mickey Mouse": "vlm", "Brad Pitt": "face-identity"}
+    internvl = picked[("style", "Van Gogh")]
+    assert internvl.options["model"] == "OpenGVLab/InternVL2_5-8B-MPO-hf" and internvl.options["references"] == 3
+    assert t.role("noun").key == internvl.key  # one VLM for concepts and nouns: a session loads it once
     assert [t.role(r).judge for r in ("alignment", "fid", "quality")] == ["clip-score", "inception", "laion-aesthetic"]
     assert t.concept_judge("Nudity", "nsfw").options["threshold"] == 0.5
     assert t.role("fid").options["weights"].endswith("weights-inception-2015-12-05-6726825d.pth")
@@ -375,3 +380,30 @@ def test_cli_list_check_and_fid_reference(tiny, built, tmp_path):
     assert str(data["version"]).endswith(file_sha256(tiny.parent / "inception.pth")[:16])
     # batches of 2 vs one of 5: float32 convolutions differ in their last bits
     assert np.allclose(data["mu"], rows.mean(0), atol=1e-5) and np.allclose(data["sigma"], np.cov(rows, rowvar=False), atol=1e-6)
+
+
+def test_judges_fetch_downloads_only_what_the_table_names_on_the_hub(tmp_path, monkeypatch, capsys):
+    """``hubkit judges fetch``: hf:// files and VLM repo ids go to the hub client (here a fake); a present local file
+    is left alone; a missing local file is listed with where to get it, and the exit code says so."""
+    import huggingface_hub
+
+    from hubkit.cli import main
+
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda repo, filename, revision=None: calls.append(("file", repo, filename, revision)) or "/c/f")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo, revision=None: calls.append(("repo", repo, revision)) or "/c/r")
+    (tmp_path / "present.pth").write_bytes(b"x")
+    (tmp_path / "j.toml").write_text("""
+[judges]
+noun = { judge = "vlm", model = "OpenGVLab/InternVL2_5-8B-MPO-hf" }
+quality = { judge = "laion-aesthetic", pretrained = "hf://timm/vit_large_patch14_clip_224.openai@main/open_clip_model.safetensors", mlp = "present.pth" }
+fid = { judge = "inception", weights = "missing.pth" }
+""")
+    assert main(["judges", "fetch", "--judges", str(tmp_path / "j.toml")]) == 1
+    out = capsys.readouterr().out
+    assert sorted(calls) == [("file", "timm/vit_large_patch14_clip_224.openai", "open_clip_model.safetensors", "main"),
+                             ("repo", "OpenGVLab/InternVL2_5-8B-MPO-hf", None)]
+    assert "ok      [quality] laion-aesthetic.mlp" in out and "MISSING [fid] inception.weights" in out
+    assert "2 fetched, 1 missing" in out

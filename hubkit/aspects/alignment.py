@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from hubkit.aspects.common import GRID
+from hubkit.aspects.common import GRID, detect
 from hubkit.aspects.faithfulness import general_prompts
 from hubkit.aspects.registry import measure
 from hubkit.metrics import METRICS
@@ -46,7 +46,7 @@ def _questions(hub, which: str, items, judge):
     verdicts, asked = [], []
     for noun in sorted(by_noun):
         idx = by_noun[noun]
-        verdicts += judge.detect([images[i] for i in idx], noun)
+        verdicts += detect(judge, [images[i] for i in idx], noun)  # HUB's plain question: no references
         asked += [(items[i].prompt, noun) for i in idx]
     return images, verdicts, asked
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from dataclasses import dataclass
 
 GRID = 8  # images per row in the report's base-vs-unlearned grid
+
+# judge -> {(what, category, image digest, reference digests): Verdict}. A judge answers for one image once per
+# run: a sequential round, the canary and the target proportion (the same base images), every neighbour's check and
+# the pooled one ask again for images already judged, and a VLM answer costs seconds.
+_VERDICTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -38,12 +45,34 @@ def references(hub, judge, set_name: str, prompts, per_prompt: int = 1, referenc
     return [drawn[i * k:(i + 1) * k] for i in range(len(sources)) for _ in range(per_prompt)]
 
 
+def _digest(image) -> bytes:
+    """Content digest of a PIL image (pixels, size, mode): the same picture gives the same key, whichever call
+    produced it."""
+    h = hashlib.blake2b(image.tobytes(), digest_size=16)
+    h.update(f"{image.size}{image.mode}".encode())
+    return h.digest()
+
+
 def detect(judge, images, what: str, refs=None, category: str | None = None) -> list:
     """``judge.detect`` with the reference images when the judge wants them (the plain call otherwise, so a
-    third-party judge with the two-argument signature keeps working)."""
-    if refs is None:
-        return judge.detect(images, what)
-    return judge.detect(images, what, references=refs, category=category)
+    third-party judge with the two-argument signature keeps working), asking only about images this judge has
+    not yet answered for with the same question and references (judges are deterministic: ``Judge``)."""
+    memo = _VERDICTS.setdefault(judge, {})
+    keys = [(what, category if refs is not None else None, _digest(image),
+             tuple(_digest(r) for r in refs[i]) if refs is not None else None) for i, image in enumerate(images)]
+    todo = list({k: i for i, k in reversed(list(enumerate(keys))) if k not in memo}.values())
+    todo.sort()
+    if todo:
+        subset = [images[i] for i in todo]
+        if refs is None:
+            found = judge.detect(subset, what)
+        else:
+            found = judge.detect(subset, what, references=[refs[i] for i in todo], category=category)
+        if len(found) != len(todo):
+            raise RuntimeError(f"judge {judge.name!r} returned {len(found)} verdicts for {len(todo)} images")
+        for i, verdict in zip(todo, found):
+            memo[keys[i]] = verdict
+    return [memo[k] for k in keys]
 
 
 def judge_both(hub, set_name: str, prompts, what: str, judge, per_prompt: int = 1, *, category: str | None = None,

@@ -2,6 +2,7 @@
 
     hubkit judges list                                   every registered judge, its roles and what "yes" means
     hubkit judges check --judges FILE [--images DIR]     build each configured judge, run it on a few images
+    hubkit judges fetch --judges FILE                    download what the table names on the Hugging Face hub
     hubkit fid-reference IMAGES_DIR -o stats.npz --judges FILE    FID statistics of a folder (COCO-30k for HUB)
 
 ``check`` prints one line per configured judge: its roles, name, version, each weights file's sha256, threshold
@@ -10,6 +11,7 @@ and seconds per image, or one line naming what is missing and the fix; it exits 
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -138,6 +140,57 @@ def _check(args) -> int:
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------------------------------------- judges fetch
+_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
+
+
+def _fetch(args) -> int:
+    """Download, into the Hugging Face cache, every ``hf://`` file and every model repo id a [judges] table names
+    (the one command that uses the network); a local path that is missing is listed with where to get it."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from hubkit.judges.config import HF_SCHEME
+
+    config = _config(args)
+    constants.HF_HUB_OFFLINE = False  # the user asked for the network, for this command only
+    seen, missing, fetched = set(), 0, 0
+    for role, spec in config.entries():
+        if spec.key in seen:
+            continue
+        seen.add(spec.key)
+        cls, options = spec.judge_class(), spec.options
+        wanted = [(n, h, "file") for n, h in getattr(cls, "weight_options", {}).items()]
+        wanted += [(n, h, "repo") for n, h in getattr(cls, "repo_options", {}).items()]
+        for option, hint, kind in wanted:
+            value = options.get(option)
+            if not isinstance(value, str) or not value:
+                continue
+            local = Path(value).expanduser()
+            if not local.is_absolute() and spec.base:
+                local = Path(spec.base) / local
+            if not value.startswith(HF_SCHEME) and local.exists():
+                print(f"ok      [{role}] {spec.label}.{option}: {local}")
+                continue
+            uri = value[len(HF_SCHEME):] if value.startswith(HF_SCHEME) else value
+            if kind == "file" and value.startswith(HF_SCHEME):
+                parts = uri.split("/")
+                repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+                repo, _, revision = repo.partition("@")
+                got = huggingface_hub.hf_hub_download(repo, filename, revision=revision or None)
+            elif kind == "repo" and _REPO_ID.fullmatch(uri):
+                repo, _, revision = uri.partition("@")
+                got = huggingface_hub.snapshot_download(repo, revision=revision or None)
+            else:
+                missing += 1
+                print(f"MISSING [{role}] {spec.label}.{option}: {local} (not on the hub; get it yourself: {hint})")
+                continue
+            fetched += 1
+            print(f"fetched [{role}] {spec.label}.{option}: {value} -> {got}")
+    print(f"{fetched} fetched, {missing} missing; then run `hubkit judges check --judges {config.source}`")
+    return 1 if missing else 0
+
+
 @COMMANDS.register("judges")
 def add_judges_parser(subparsers) -> None:
     judges = subparsers.add_parser("judges", help="list registered judges; check the ones a [judges] table configures")
@@ -150,6 +203,11 @@ def add_judges_parser(subparsers) -> None:
     check.add_argument("--images", help="a folder of images to run the judges on (default: synthetic images)")
     check.add_argument("-n", type=int, default=4, help="how many images (default 4)")
     check.set_defaults(func=_check)
+    fetch = sub.add_parser("fetch", help="download the hf:// files and model repo ids a [judges] table names into "
+                                         "the Hugging Face cache (the only command that uses the network)")
+    fetch.add_argument("--judges", help="TOML file with a [judges] table, or a shipped one by name (hub)")
+    fetch.add_argument("--prompts", help="a prompt folder whose hubkit.toml has a [judges] table (without --judges)")
+    fetch.set_defaults(func=_fetch)
 
 
 # ---------------------------------------------------------------------------------------------- fid-reference

@@ -7,15 +7,14 @@ own prompts. "yes" when that probability >= ``threshold``.
 
 Weights never come from a hub: its ``[judges]`` entry (``hubkit.judges.config``) names ``pretrained``
 (a local open_clip state dict) and ``arch`` (an open_clip model name, or a custom one given by
-``model_config``); see ``hubkit.judges.openclip``. Documented fallbacks for a run without a ``[judges]``
-table, never the only way: the environment variables ``HUBKIT_CLIP_PRETRAINED`` / ``HUBKIT_CLIP_ARCH``.
+``model_config``); see ``hubkit.judges.openclip``. Nothing else configures it (no environment variable): who
+judges, with which weights, is written in one place.
 
 Also an image-text model: ``image_features`` / ``text_features`` (L2-normalised) and ``num_features``.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -58,13 +57,11 @@ class ClipZeroShotJudge(OpenClipJudge, Detector, ImageTextScorer, FeatureExtract
         device: str = "cpu",
         batch_size: int = 32,
     ):
-        pretrained = pretrained or os.environ.get("HUBKIT_CLIP_PRETRAINED")
-        arch = arch or os.environ.get("HUBKIT_CLIP_ARCH") or "ViT-L-14"
+        arch = arch or "ViT-L-14"
         if not templates or any("{concept}" not in t for t in templates):
             raise JudgeError("clip-zeroshot: every template needs a '{concept}' placeholder")
         self._load_clip(pretrained, arch, model_config=model_config, force_quick_gelu=force_quick_gelu,
-                        device=device, batch_size=batch_size,
-                        hint="; without a [judges] table, HUBKIT_CLIP_PRETRAINED (and HUBKIT_CLIP_ARCH) is the fallback")
+                        device=device, batch_size=batch_size)
         self.threshold = float(threshold)
         self.templates = tuple(templates)
         self.negatives = tuple(negatives)

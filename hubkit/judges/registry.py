@@ -115,4 +115,5 @@ def _check(name: str, entry) -> None:
 
 JUDGES: Registry[type[Judge]] = Registry("judge", group="hubkit.judges", check=_check, builtins=(
     "hubkit.judges.nudity", "hubkit.judges.clip_zeroshot", "hubkit.judges.clip_score", "hubkit.judges.aesthetic",
-    "hubkit.judges.q16", "hubkit.judges.inception", "hubkit.judges.face", "hubkit.judges.vlm"))
+    "hubkit.judges.q16", "hubkit.judges.inception", "hubkit.judges.face", "hubkit.judges.vlm",
+    "hubkit.judges.pickscore"))

@@ -55,15 +55,39 @@ def _tokenizer(family: str, **named):
     return fast, vocab
 
 
-def _text_config(vocab: dict, **extra) -> dict:
-    return dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                bos_token_id=vocab["<|endoftext|>"], eos_token_id=vocab["<|im_end|>"],
+def _text_config(vocab: dict, full: dict | None = None, **extra) -> dict:
+    sizes = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
+    sizes.update(full or {})
+    return dict(**sizes, bos_token_id=vocab["<|endoftext|>"], eos_token_id=vocab["<|im_end|>"],
                 pad_token_id=vocab["<|endoftext|>"], **extra)
 
 
-def write_tiny_vlm(folder: Path, family: str = "qwen2_5_vl", seed: int = 0) -> Path:
-    """Save a tiny random ``family`` checkpoint (model + processor) to ``folder``; returns ``folder``."""
+#: the published checkpoints' sizes (Qwen2.5-VL-7B-Instruct; InternVL2.5-8B: InternViT-300M + InternLM2.5-7B, whose
+#: -hf conversion is a llama-type decoder), for benchmarks/gpu_check.py: same compute and memory, random weights
+FULL_SIZE = {
+    "qwen2_5_vl": {
+        "text": dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                     num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=128000),
+        "vision": dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
+                       window_size=112, fullatt_block_indexes=[7, 15, 23, 31]),
+        "mrope_section": [16, 24, 24],
+    },
+    "internvl": {
+        "text": dict(vocab_size=92553, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                     num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=32768),
+        "vision": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
+        "tile": 448,
+    },
+}
+
+
+def write_tiny_vlm(folder: Path, family: str = "qwen2_5_vl", seed: int = 0, *, full_size: bool = False,
+                   device: str = "cpu", dtype: str = "float32") -> Path:
+    """Save a tiny random ``family`` checkpoint (model + processor) to ``folder``; returns ``folder``.
+
+    ``full_size``: the published checkpoint's layer sizes (``FULL_SIZE``; 7-8 B parameters, built on ``device`` in
+    ``dtype``), for timing and memory on a GPU; the tokenizer stays the character-level one."""
     import torch
 
     if family not in FAMILIES:
@@ -71,6 +95,7 @@ def write_tiny_vlm(folder: Path, family: str = "qwen2_5_vl", seed: int = 0) -> P
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
+    full = FULL_SIZE[family] if full_size else {}
     if family == "qwen2_5_vl":
         from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
                                   Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
@@ -78,17 +103,18 @@ def write_tiny_vlm(folder: Path, family: str = "qwen2_5_vl", seed: int = 0) -> P
         tokenizer, vocab = _tokenizer(family)
         ids = {t: vocab[t] for t in _SPECIAL[family]}
         config = Qwen2_5_VLConfig(
-            text_config=_text_config(vocab, rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]}),
-            vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
-                               window_size=56, fullatt_block_indexes=[1], patch_size=14, spatial_merge_size=2,
-                               temporal_patch_size=2),
+            text_config=_text_config(vocab, full.get("text"), rope_scaling={
+                "type": "mrope", "mrope_section": full.get("mrope_section", [1, 1, 2])}),
+            vision_config={**dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
+                                  window_size=56, fullatt_block_indexes=[1]), **full.get("vision", {}),
+                           **dict(patch_size=14, spatial_merge_size=2, temporal_patch_size=2)},
             image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
             vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
             bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
-        model = Qwen2_5_VLForConditionalGeneration(config)
-        # at most 112x112 pixels: 8x8 patches of 14, 16 tokens after the 2x2 merge
+        model = _build(Qwen2_5_VLForConditionalGeneration, config, device, dtype)
+        # tiny: at most 112x112 pixels (8x8 patches of 14, 16 tokens after the 2x2 merge); full: 512x512 images whole
         processor = Qwen2_5_VLProcessor(
-            image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
+            image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=(512 * 512 if full else 112 * 112)),
             tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(), chat_template=QWEN_CHAT_TEMPLATE)
     else:
         from transformers import (GotOcr2ImageProcessor, InternVLConfig, InternVLForConditionalGeneration,
@@ -97,14 +123,14 @@ def write_tiny_vlm(folder: Path, family: str = "qwen2_5_vl", seed: int = 0) -> P
         tokenizer, vocab = _tokenizer(family, extra_special_tokens={
             "start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>",
             "video_token": "<video>"})
-        tile, patch = 28, 14
+        tile, patch = full.get("tile", 28), 14
         seq = (tile // patch) ** 2 // 4  # tokens per tile after the 0.5 pixel shuffle
         config = InternVLConfig(
-            vision_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                               image_size=[tile, tile], patch_size=[patch, patch]),
-            text_config={"model_type": "qwen2", **_text_config(vocab)},
+            vision_config={**dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+                           **full.get("vision", {}), **dict(image_size=[tile, tile], patch_size=[patch, patch])},
+            text_config={"model_type": "llama" if full else "qwen2", **_text_config(vocab, full.get("text"))},
             image_token_id=vocab["<IMG_CONTEXT>"], image_seq_length=seq, downsample_ratio=0.5)
-        model = InternVLForConditionalGeneration(config)
+        model = _build(InternVLForConditionalGeneration, config, device, dtype)
         processor = InternVLProcessor(
             image_processor=GotOcr2ImageProcessor(size={"height": tile, "width": tile}, crop_to_patches=True,
                                                   min_patches=1, max_patches=4),
@@ -114,3 +140,17 @@ def write_tiny_vlm(folder: Path, family: str = "qwen2_5_vl", seed: int = 0) -> P
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def _build(cls, config, device: str, dtype: str):
+    """``cls(config)`` with random weights, initialised directly on ``device`` in ``dtype`` (a 7 B model built on
+    the CPU in float32 would take minutes and 30 GB)."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        with torch.device(device):
+            return cls(config)
+    finally:
+        torch.set_default_dtype(previous)

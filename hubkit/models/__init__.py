@@ -245,6 +245,10 @@ def load_model(spec: str | Path, *, base: str | Path | None, device: str = "cpu"
     pipe.to(device)
     if result.method_config is not None:
         metadata.setdefault("method", result.method_config["method"])
+    if "hub_scheduler" not in details:  # every format: the sampler HUB would have used for this method (recorded only)
+        from hubkit.models.formats.common import hub_method_details
+
+        details.update(hub_method_details(details.get("method_hint"), metadata))
     return LoadedModel(pipe=pipe, fingerprint=fp, format=fmt.name, source=path, metadata=metadata,
                        storage_bytes=result.storage_bytes if result.storage_bytes is not None else io.storage_bytes(path),
                        details=details)
