@@ -4,7 +4,9 @@
     hubkit prompts check DIR                  what a prompt folder holds and what the loader did (exit 1: unusable)
     hubkit judges list                        every registered judge and its roles (hubkit.judges.cli)
     hubkit judges check --judges FILE         build each judge a [judges] table configures, run it on a few images
+    hubkit judges fetch --judges FILE         download the hf:// files and model repo ids a table names (network)
     hubkit fid-reference DIR -o stats.npz --judges FILE   FID reference statistics of a folder of images
+    hubkit compare RUN.json... -o board.html [--csv P] [--markdown P]   leaderboard in HUB's Table 3/5 layout
     hubkit micro build [--only STEP ...]      rebuild the embedded micro world from seeds (hubkit_micro)
     hubkit micro check                        re-measure every micro-world bar, print one JSON object
 
@@ -79,5 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover - `python -m hubkit.cli`: use the imported module's COMMANDS, where the
+    from hubkit.cli import main as _main  # built-in commands registered themselves (this copy runs as __main__)
+
+    sys.exit(_main())
