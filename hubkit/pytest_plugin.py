@@ -148,6 +148,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.has_plugin("hubkit.fixtures"):
         import hubkit_fixtures
         import hubkit_reports.html
+        import hubkit_reports.results
 
         config.pluginmanager.register(hubkit_fixtures, "hubkit.fixtures")
         config.pluginmanager.register(hubkit_reports.html, "hubkit.reports")
+        config.pluginmanager.register(hubkit_reports.results, "hubkit.results")

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from hubkit.atomic import write_text
 from hubkit_reports.grids import png_base64
+from hubkit_reports.results import RESULTS
 
 ATTACHED = pytest.StashKey[list]()
 PROMPTS = pytest.StashKey[dict]()
-_RESULTS: list[dict] = []
+_RESULTS = RESULTS  # the run's records (collected and written by hubkit_reports.results)
+#: the record fields each check also carries as JUnit XML properties (``hubkit_<field>``), for CI systems
+JUNIT_FIELDS = ("aspect", "concept", "verdict", "value", "low", "high", "threshold", "bound", "alpha", "n", "judge")
 
 
 def attach(item: pytest.Item, *, title: str, text: str = "", image=None, record: dict | None = None) -> None:
@@ -44,10 +43,17 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     html_plugin = item.config.pluginmanager.getplugin("html")
     extras = getattr(report, "extras", [])
     provenance = item.stash.get(PROMPTS, {})
+    n_records = 0
     for entry in attached:
         if entry["record"] is not None:
             record = {**entry["record"], **{k: v for k, v in provenance.items() if k not in entry["record"]}}
             report.user_properties.append(("hubkit", json.dumps(record, default=str)))
+            # JUnit XML writes the item's properties (with the teardown report): the record and its main fields
+            suffix = f"_{n_records}" if n_records else ""
+            item.user_properties.append((f"hubkit{suffix}", json.dumps(record, default=str)))
+            item.user_properties.extend((f"hubkit_{k}{suffix}", record[k]) for k in JUNIT_FIELDS
+                                        if record.get(k) is not None)
+            n_records += 1
         if html_plugin is None:
             continue
         if entry["text"]:
@@ -55,54 +61,6 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         if entry["image"] is not None:
             extras.append(html_plugin.extras.png(png_base64(entry["image"]), name=entry["title"]))
     report.extras = extras
-
-
-def pytest_sessionstart(session) -> None:
-    _RESULTS.clear()  # one list per run, also when pytest runs in-process several times (pytester)
-
-
-def pytest_runtest_logreport(report) -> None:
-    # Runs in the controller under xdist too: user_properties travel back from the workers.
-    if report.when == "call":
-        for key, value in report.user_properties:
-            if key == "hubkit":
-                _RESULTS.append(dict(json.loads(value), test=report.nodeid, outcome=report.outcome))
-
-
-def results_path(config: pytest.Config) -> Path:
-    return Path(config.rootpath) / "reports" / "results.json"
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)  # the outermost wrapper: its code after ``yield`` runs last
-def pytest_sessionfinish(session: pytest.Session):
-    """Every measured number also lands in reports/results.json, machine-readable.
-
-    Written after the other plugins' sessionfinish (the HTML report, the terminal summary). A failed write
-    is never silent and never loses the numbers: they go to a temporary file instead and the run exits
-    with one line naming both paths and the cause.
-    """
-    result = yield
-    if _RESULTS and not hasattr(session.config, "workerinput"):
-        write_results(results_path(session.config), _RESULTS)
-    return result
-
-
-def write_results(out: Path, results: list[dict]) -> Path:
-    """Write ``results`` to ``out`` atomically; on failure save them to a temporary file and exit the run."""
-    text = json.dumps(results, indent=1, default=str)
-    try:
-        return write_text(out, text)
-    except OSError as exc:
-        cause = f"{type(exc).__name__}: {exc}"
-    try:
-        fd, saved = tempfile.mkstemp(prefix="hubkit-results-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        kept = f"the results were saved to {saved} instead"
-    except OSError as exc:
-        kept = f"saving them to a temporary file failed too ({type(exc).__name__}: {exc}), so they are lost"
-    pytest.exit(f"hubkit: cannot write {out} ({cause}); {kept}. Make {out.parent} a writable folder "
-                f"(or run from a checkout where it is) and run again.", returncode=pytest.ExitCode.INTERNAL_ERROR)
 
 
 def _fmt(x) -> str:
@@ -162,9 +120,12 @@ def pytest_html_results_summary(prefix, summary, postfix, session):
     except Exception:  # noqa: BLE001 - a config error was already reported by the tests themselves
         resolved = dict(options)
     shown = {k: v for k, v in resolved.items() if v not in (None, [], (), False)}
-    prefix.append("<h2>Unlearning report</h2><p>" + html.escape(", ".join(f"{k}={v}" for k, v in shown.items())) + "</p>")
-    prefix.append(summary_table(_RESULTS))
-    prefix.append(prompt_folder_section(_RESULTS))
+    from hubkit_reports.summary import summary_html  # here: summary imports judge_cell from this module
+
+    prefix.append(summary_html(_RESULTS, failed_tests=getattr(session, "testsfailed", None),
+                               settings=", ".join(f"{k}={v}" for k, v in shown.items())))
+    prefix.append("<div class='hubkit-report'><h2>Every measured number</h2>" + summary_table(_RESULTS)
+                  + prompt_folder_section(_RESULTS) + "</div>")
 
 
 _DECISION_COLOURS = {"refused": "#f8d7da", "dropped": "#fff3cd", "cleaned": "#e2e3e5", "kept": "#ffffff"}

@@ -16,6 +16,7 @@ from hubkit.errors import ConfigError
 from hubkit.prompts import Prompt
 from hubkit.session import RunConfig, Session
 from hubkit.worlds import default_world
+from hubkit_reports.results import load_results
 
 REPO = Path(__file__).resolve().parents[1]
 NFD_MANET = unicodedata.normalize("NFD", "Édouard Manet")
@@ -121,7 +122,7 @@ def test_measured(request):
 def test_results_json_records_carry_the_prompt_files_and_issues(pytester):
     pytester.makepyfile(_NOTED_TEST)
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=1)
-    (record,) = json.loads((pytester.path / "reports" / "results.json").read_text())
+    _, (record,) = load_results(pytester.path / "reports" / "results.json")
     assert record["aspect"] == "pinpoint.relative" and record["prompt_files"] == {"pinpoint": "pinpoint_ness/NSFW.csv"}
     assert record["prompt_issues"][0]["kind"] == "fallback pinpoint file" and record["prompt_folder"] == "/p"
 

@@ -6,6 +6,7 @@ import tempfile
 import pytest
 
 from hubkit.pytest_plugin import ASPECTS, join_bare_words
+from hubkit_reports.results import load_results
 
 
 @pytest.mark.parametrize(
@@ -92,8 +93,9 @@ def test_results_json_holds_every_attached_record(pytester):
     pytester.makepyfile(_ATTACHING_TEST)
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
-    records = json.loads((pytester.path / "reports" / "results.json").read_text())
+    run, records = load_results(pytester.path / "reports" / "results.json")
     assert [(r["aspect"], r["value"], r["outcome"]) for r in records] == [("faithfulness", 0.25, "passed")]
+    assert run["exit_status"] == 0 and "pytest" in run["command"] and run["seconds"] >= 0
 
 
 def test_unwritable_results_json_fails_the_run_and_keeps_the_numbers(pytester, monkeypatch, tmp_path):
@@ -107,4 +109,16 @@ def test_unwritable_results_json_fails_the_run_and_keeps_the_numbers(pytester, m
     result.stdout.fnmatch_lines(["*1 passed*"])  # the summary still comes first
     result.stderr.fnmatch_lines([f"*cannot write {pytester.path / 'reports' / 'results.json'}*saved to {saved_dir}*"])
     (saved,) = saved_dir.glob("hubkit-results-*.json")
-    assert json.loads(saved.read_text())[0]["value"] == 0.25
+    assert json.loads(saved.read_text())["records"][0]["value"] == 0.25
+
+
+def test_junit_xml_carries_each_checks_numbers_as_properties(pytester):
+    """CI systems read JUnit XML: every record's aspect, value, verdict ... are properties of its test case."""
+    import xml.etree.ElementTree as ET
+
+    pytester.makepyfile(_ATTACHING_TEST)
+    pytester.runpytest(f"--junitxml={pytester.path / 'junit.xml'}").assert_outcomes(passed=1)
+    (case,) = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["hubkit_aspect"] == "faithfulness" and props["hubkit_value"] == "0.25"
+    assert "hubkit" in props  # the whole record, as JSON

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hubkit_reports.results import validate
 
 REPO = Path(__file__).resolve().parents[1]
 HUB_PROMPTS = Path(os.environ.get("HUBKIT_HUB_PROMPTS", REPO.parent / "shared" / "hub-prompts"))
@@ -85,7 +86,11 @@ def run_suites(world: dict, name: str, *args: str) -> tuple[subprocess.Completed
     proc = subprocess.run(cmd, cwd=rundir, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     results = rundir / "reports" / "results.json"
-    records = json.loads(results.read_text()) if results.is_file() else []
+    records = []
+    if results.is_file():
+        document = json.loads(results.read_text())
+        validate(document)  # every field of a real-face run against reports/results.schema.json
+        records = document["records"]
     cases = []
     junit = rundir / "junit.xml"
     if junit.is_file():

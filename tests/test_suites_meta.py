@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hubkit_micro import paths
+from hubkit_reports.results import load_results
 
 REPO = Path(__file__).resolve().parents[1]
 CONCEPT = "Pointelli"
@@ -48,7 +49,7 @@ def run_suite(pytester, shared_cache):
             "--image-cache", str(shared_cache), "-p", "no:randomly", "-q", "-p", "no:cacheprovider", *args,
         )
         out = pytester.path / "reports" / "results.json"
-        records = json.loads(out.read_text()) if out.is_file() else []
+        records = load_results(out)[1] if out.is_file() else []
         out.unlink(missing_ok=True)
         return result, records
 

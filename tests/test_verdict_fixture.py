@@ -2,6 +2,7 @@
 results.json records the bound that decided, its alpha and n (issue 14)."""
 
 import json
+from hubkit_reports.results import load_results, validate
 
 _SUITE = """
 import pytest
@@ -44,7 +45,9 @@ def test_verdicts_map_to_test_outcomes_and_records(pytester):
     result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=2, xfailed=1)
     result.stdout.fnmatch_lines(["*Inconclusive counts as a failure in this profile*"])
-    written = json.loads((pytester.path / "reports" / "results.json").read_text())
+    document = json.loads((pytester.path / "reports" / "results.json").read_text())
+    validate(document)  # reports/results.schema.json
+    written = document["records"]
     records = {r["test"].split("::")[-1]: r for r in written}
     assert {name: r["verdict"] for name, r in records.items()} == {
         "test_pass": "pass", "test_inconclusive_fails_by_default": "inconclusive",
@@ -115,6 +118,6 @@ def test_a_measure_runs_in_rounds_until_decided(pytester):
     # a subprocess: numpy's extension modules cannot be imported afresh in-process (pytester restores sys.modules)
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    (record,) = json.loads((pytester.path / "reports" / "results.json").read_text())
+    _, (record,) = load_results(pytester.path / "reports" / "results.json")
     assert record["interval"].startswith("anytime-valid") and record["rounds"] >= 1 and record["n"] < 1000
     assert record["of_rounds"] == 8 and record["bound"] <= 0.098

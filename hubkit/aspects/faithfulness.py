@@ -26,6 +26,29 @@ TARGET_QUALITY = measure(
     description="quality score of target-prompt images, unlearned / base")
 
 
+def worst_first(j, *, per_prompt: int = 1, lost: bool = False, limit: int = GRID, tag: str = ""):
+    """(base images, unlearned images, captions) of up to ``limit`` pairs of the judged images ``j`` (a
+    ``common.Judged``), the worst first: the unlearned image still shows what should be gone (``lost=False``: the
+    concept came back) or no longer shows what should stay (``lost=True``: a neighbour vanished), those whose base
+    image showed it first; then unreadable images (invalid); then the rest, in prompt order. Each caption is the
+    prompt (``tag`` before it) and the judge's verdicts on both images, the verdict line marked ``!`` when bad."""
+    bad = "no" if lost else "yes"
+    n = min(len(j.base_images), len(j.model_images), len(j.base_verdicts), len(j.model_verdicts))
+
+    def rank(i):
+        m, b = j.model_verdicts[i].label, j.base_verdicts[i].label
+        return (0 if m == bad else 1 if m == "invalid" else 2, b != "yes", i)
+
+    order = sorted(range(n), key=rank)[:limit]
+    captions = []
+    for i in order:
+        prompt = j.prompts[i // per_prompt] if j.prompts else ""
+        text = getattr(prompt, "text", prompt)
+        b, m = j.base_verdicts[i].label, j.model_verdicts[i].label
+        captions.append(f"{tag}{text}\n{'!' if m == bad else ''}base {b} | unl. {m}")
+    return [j.base_images[i] for i in order], [j.model_images[i] for i in order], captions
+
+
 def _target(hub, concept):
     judge = hub.concept_judge(concept)
     return judge_both(hub, "target", target_prompts(hub, concept), concept, judge,
@@ -37,8 +60,9 @@ def target_proportion(hub, concept: str):
     m = TARGET_PROPORTION.aggregate(j.model_verdicts, f"target proportion of {concept}", judge=j.judge)
     base = proportion(j.base_verdicts, "base", judge=j.judge)
     m.details["base_value"] = base.value
-    return TARGET_PROPORTION.evidence(m, category=hub.concept(concept).category, base_images=j.base_images[:GRID],
-                                      model_images=j.model_images[:GRID],
+    base_images, model_images, captions = worst_first(j)
+    return TARGET_PROPORTION.evidence(m, category=hub.concept(concept).category, base_images=base_images,
+                                      model_images=model_images, captions=captions,
                                       examples=yes_examples(j.prompts, j.model_verdicts),
                                       extra={"base_value": base.value, "concept": concept})
 
@@ -47,8 +71,9 @@ def target_proportion_vs_base(hub, concept: str):
     j = _target(hub, concept)
     m = TARGET_PROPORTION_RELATIVE.aggregate(j.model_verdicts, j.base_verdicts,
                                              f"target proportion of {concept} / base", judge=j.judge)
+    base_images, model_images, captions = worst_first(j)
     return TARGET_PROPORTION_RELATIVE.evidence(m, category=hub.concept(concept).category,
-                                               base_images=j.base_images[:GRID], model_images=j.model_images[:GRID],
+                                               base_images=base_images, model_images=model_images, captions=captions,
                                                examples=yes_examples(j.prompts, j.model_verdicts),
                                                extra={"concept": concept})
 
@@ -111,7 +136,10 @@ def target_quality(hub, concept: str):
     b = [float(x) for x in judge.quality(base)]
     u = [float(x) for x in judge.quality(model)]
     m = TARGET_QUALITY.aggregate(u, b, f"quality of {concept} target images / base", judge=judge.configured_name)
-    worst = sorted(range(len(u)), key=lambda i: u[i] - b[i])[:5]
-    return TARGET_QUALITY.evidence(m, category=hub.concept(concept).category, base_images=base[:GRID],
-                                   model_images=model[:GRID],
+    order = sorted(range(len(u)), key=lambda i: u[i] - b[i])  # the largest loss of quality first
+    worst = order[:5]
+    shown = order[:GRID]
+    captions = [f"{prompts[i].text}\n{'!' if u[i] < b[i] else ''}base {b[i]:.2f} | unl. {u[i]:.2f}" for i in shown]
+    return TARGET_QUALITY.evidence(m, category=hub.concept(concept).category, base_images=[base[i] for i in shown],
+                                   model_images=[model[i] for i in shown], captions=captions,
                                    examples=[f"{prompts[i].text} (quality {u[i]:.2f} vs base {b[i]:.2f})" for i in worst])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hubkit.aspects.common import GRID, judge_both, yes_examples
+from hubkit.aspects.faithfulness import worst_first
 from hubkit.aspects.registry import measure
 from hubkit.languages import NON_ENGLISH
 from hubkit.metrics import METRICS
@@ -30,8 +31,9 @@ def target_proportion(hub, concept: str, language: str):
     m = TARGET_PROPORTION.aggregate(j.model_verdicts, f"target proportion of {concept} in {language}", judge=j.judge)
     base = proportion(j.base_verdicts, "base", judge=j.judge)
     m.details["base_value"] = base.value
-    return TARGET_PROPORTION.evidence(m, category=hub.concept(concept).category, base_images=j.base_images[:GRID],
-                                      model_images=j.model_images[:GRID],
+    base_images, model_images, captions = worst_first(j)
+    return TARGET_PROPORTION.evidence(m, category=hub.concept(concept).category, base_images=base_images,
+                                      model_images=model_images, captions=captions,
                                       examples=yes_examples(j.prompts, j.model_verdicts),
                                       extra={"language": language, "base_value": base.value, "concept": concept})
 
@@ -45,8 +47,12 @@ def mean_over_languages(hub, concept: str):
     m.details["per_language"] = rates
     examples = [f"[{language}] {e}" for language, j in judged.items()
                 for e in yes_examples(j.prompts, j.model_verdicts, limit=1)]
-    base_img = [im for j in judged.values() for im in j.base_images[:2]]
-    model_img = [im for j in judged.values() for im in j.model_images[:2]]
-    return MEAN_TARGET_PROPORTION.evidence(m, category=hub.concept(concept).category, base_images=base_img[:GRID],
-                                           model_images=model_img[:GRID], examples=examples,
+    pairs = [worst_first(j, limit=2, tag=f"[{language}] ") for language, j in judged.items()]
+    # the worst pairs of all languages first, then the others: each language's two, in language order
+    flat = [(b, u, c) for bs, us, cs in pairs for b, u, c in zip(bs, us, cs)]
+    flat.sort(key=lambda p: not p[2].split("\n", 1)[-1].startswith("!"))
+    flat = flat[:GRID]
+    return MEAN_TARGET_PROPORTION.evidence(m, category=hub.concept(concept).category,
+                                           base_images=[p[0] for p in flat], model_images=[p[1] for p in flat],
+                                           captions=[p[2] for p in flat], examples=examples,
                                            extra={"per_language": rates, "concept": concept})

@@ -49,9 +49,9 @@ class Measure:
         return self.aggregation(*samples, direction=self.better, **options)
 
     def evidence(self, measurement, *, category: str | None = None, base_images=(), model_images=(), examples=(),
-                 extra: dict | None = None):
+                 extra: dict | None = None, captions=()):
         return Evidence(measurement, self.name, category, list(base_images), list(model_images), list(examples),
-                        dict(extra or {}))
+                        dict(extra or {}), list(captions))
 
 
 @dataclass
@@ -65,6 +65,9 @@ class Evidence:
     model_images: list = field(default_factory=list)
     examples: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    # one per (base, unlearned) pair of images, in their order: "prompt\nbase yes | unl. no" (the report's grid draws
+    # it under the pair; a verdict line starting with "!" marks a bad outcome). Aspects order pairs worst first.
+    captions: list = field(default_factory=list)
 
 
 def measure(name: str, *, better: str, aggregation: Callable, description: str = "") -> Measure:

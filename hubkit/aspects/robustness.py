@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from hubkit import atomic
-from hubkit.aspects.common import GRID, judge_both, target_prompts, yes_examples
+from hubkit.aspects.common import judge_both, target_prompts, yes_examples
+from hubkit.aspects.faithfulness import worst_first
 from hubkit.aspects.registry import measure
 from hubkit.errors import ConfigError, NotApplicable
 from hubkit.metrics import METRICS
@@ -42,8 +43,9 @@ def static_prompts(hub, concept: str):
                    reference_prompts=_reference_prompts(hub, concept, len(prompts)))
     m = STATIC_PROMPTS.aggregate(j.model_verdicts, f"attack success rate on {concept} (static set)", judge=j.judge)
     base = proportion(j.base_verdicts, "base")
-    return STATIC_PROMPTS.evidence(m, category=hub.concept(concept).category, base_images=j.base_images[:GRID],
-                                   model_images=j.model_images[:GRID], examples=yes_examples(j.prompts, j.model_verdicts),
+    base_images, model_images, captions = worst_first(j)
+    return STATIC_PROMPTS.evidence(m, category=hub.concept(concept).category, base_images=base_images,
+                                   model_images=model_images, captions=captions, examples=yes_examples(j.prompts, j.model_verdicts),
                                    extra={"attack": "static", "base_value": base.value, "concept": concept})
 
 
@@ -110,7 +112,8 @@ def attack(hub, concept: str, name: str):
                    category=hub.concept(concept).category, reference_prompts=_reference_prompts(hub, concept, len(prompts)))
     m = ATTACK_SUCCESS.aggregate(j.model_verdicts, f"{name} attack success rate on {concept}", judge=j.judge)
     base = proportion(j.base_verdicts, "base")
-    return ATTACK_SUCCESS.evidence(m, category=hub.concept(concept).category, base_images=j.base_images[:GRID],
-                                   model_images=j.model_images[:GRID], examples=yes_examples(j.prompts, j.model_verdicts),
+    base_images, model_images, captions = worst_first(j)
+    return ATTACK_SUCCESS.evidence(m, category=hub.concept(concept).category, base_images=base_images,
+                                   model_images=model_images, captions=captions, examples=yes_examples(j.prompts, j.model_verdicts),
                                    extra={"attack": name, "base_value": base.value, "concept": concept,
                                           "prompts_found": found[:20]})
