@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 THUMB_CELL = 96          # pixels per image in the report's embedded thumbnail
 FULL_CELL = 128          # at least this many pixels per image in the full-size file (more if the images are larger)
 THUMB_COLOURS = 64       # palette size of the embedded thumbnail (a grid of 16 images: ~30-45 kB)
-CAPTION_LINES = 3        # prompt lines under each pair (then one line of verdicts)
+CAPTION_LINES = 4        # prompt lines under each pair (then one line of verdicts)
 BAD = "!"                # a caption whose verdict line starts with this is drawn in red (concept back, neighbour gone)
 
 

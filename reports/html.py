@@ -107,6 +107,14 @@ def summary_table(results: list[dict]) -> str:
     return f"<table class='hubkit-summary'>{head}{''.join(rows)}</table>"
 
 
+def pytest_html_results_table_row(report, cells):
+    """pytest-html puts the test id into its table as raw HTML, and a test id holds concept and neighbour names
+    from the user's prompt folder: escape it, so a name like ``<img onerror=...>`` is shown, never run."""
+    test_id = report.nodeid if report.when == "call" else f"{report.nodeid}::{report.when}"
+    if len(cells) > 1:
+        cells[1] = f'<td class="col-testId">{html.escape(test_id)}</td>'
+
+
 def pytest_html_results_summary(prefix, summary, postfix, session):
     options = getattr(session.config, "hubkit_options", None) or {}
     if not options or not _RESULTS:

@@ -267,7 +267,7 @@ def chart_svg(lines: list[Line], width_per_bar: int = 64, top: float = 1.5) -> s
                      f"<title>{_e(tip)}</title></rect>")
         label = f"{rel:.2f}" + ("&#8593;" if rel > top else "")
         parts.append(f"<text x='{x + w / 2}' y='{min(y0, y1) - 3:.1f}' text-anchor='middle'>{label}</text>")
-        key = line.column.key if line.label == line.column.title else line.label.split(": ", 1)[-1][:10]
+        key = line.column.key if line.label == line.column.title else line.label.split(": ", 1)[-1].split("_")[0][:11]
         parts.append(f"<text x='{x + w / 2}' y='{pad_top + plot_h + 14}' text-anchor='middle'>{_e(key)}</text>")
         if line.column.aspect != previous:
             previous = line.column.aspect
@@ -285,9 +285,22 @@ def _evidence_link(r: dict) -> str:
     return f"<a href='{_e(path)}' target='_blank'>full size</a>" if path else "–"
 
 
+ASPECT_ORDER = ("faithfulness", "alignment", "pinpoint", "multilingual", "robustness", "efficiency")
+_VERDICT_ORDER = {"fail": 0, "inconclusive": 1}
+
+
+def reading_order(records: list[dict]) -> list[dict]:
+    """Failures first, then undecided checks, then passes; within each, HUB's aspect order (stable otherwise)."""
+    def key(r):
+        group = str(r.get("aspect")).split(".")[0]
+        return (_VERDICT_ORDER.get(r.get("verdict"), 2),
+                ASPECT_ORDER.index(group) if group in ASPECT_ORDER else len(ASPECT_ORDER))
+    return sorted(records, key=key)
+
+
 def records_table(records: list[dict]) -> str:
     rows = []
-    for r in records:
+    for r in reading_order(records):
         base = _f(r.get("base_value")) if r.get("base_value") is not None else "–"
         side = {"upper": "&le;", "lower": "&ge;"}.get(r.get("bound_side"), "")
         rows.append(f"<tr style='background:{VERDICT_COLOURS.get(r.get('verdict'), '#fff')}'>"
@@ -424,7 +437,7 @@ _CLICK = ("<script>(function(){var full=%s;document.addEventListener('click',fun
 
 def click_script(records: list[dict]) -> str:
     full = {str(r["test"]): str(r["evidence_image"]) for r in records if r.get("test") and r.get("evidence_image")}
-    return _CLICK % json.dumps(full).replace("</", "<\\/")
+    return _CLICK % json.dumps(full).replace("<", "\\u003c")  # no "</script>" or "<!--" can end the block
 
 
 def summary_html(records: list[dict], *, failed_tests: int | None = None, settings: str = "") -> str:

@@ -74,6 +74,8 @@ def test_summary_has_banner_table3_lines_chart_and_sections():
     assert "1.0 = goal" in svg and "1.0 is the goal" in page
     # per-concept sections, then the run-wide checks
     assert "<h3" in page and "Pointelli" in page and "Strokovsky" in page and "Run-wide checks" in page
+    section = page[page.index("Pointelli <small>"):page.index("Strokovsky <small>")]
+    assert section.index("pixelmann") < section.index("faithfulness.target_proportion")  # failures first
     # per-language table and per-neighbour bars inside the concept's section
     assert "hubkit-languages" in page and ">Spanish<" in page and "mean of 5 (HUB)" in page
     bars = page[page.index("<svg class='hubkit-neighbours'"):]
@@ -118,7 +120,7 @@ def test_thumbnail_is_small_and_full_size_is_written(tmp_path):
     embedded = thumbnail_png(thumb)
     assert len(embedded) < full_path.stat().st_size
     assert Image.open(io.BytesIO(embedded)).mode == "P"  # a palette PNG
-    assert thumb.height < 2 * THUMB_CELL + 80  # the thumbnail cell, plus labels' and captions' room
+    assert thumb.height < 2 * THUMB_CELL + 90  # the thumbnail cell, plus labels' and captions' room
     assert len(png_base64(thumb)) < 4 * full_path.stat().st_size / 3
     # no folder (or one that cannot be written): the thumbnail alone
     assert "hubkit_full" not in evidence_grid(noisy[:2], noisy[2:4]).info

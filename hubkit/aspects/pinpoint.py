@@ -51,7 +51,7 @@ def overall(hub, concept: str):
         model_v += j.model_verdicts
         rate = sum(v.label == "yes" for v in j.model_verdicts) / max(1, len(j.model_verdicts))
         lost.append((rate, noun))
-        b, u, c = worst_first(j, per_prompt=hub.budget.images_per_neighbour, lost=True, limit=1)
+        b, u, c = worst_first(j, per_prompt=hub.budget.images_per_neighbour, lost=True, limit=1, tag=f"[{noun}] ")
         pairs.append((rate, len(pairs), b[:1], u[:1], c[:1]))
     pairs.sort(key=lambda p: p[:2])  # the neighbour kept least often first, each by its worst pair
     base_img = [im for p in pairs for im in p[2]]
