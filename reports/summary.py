@@ -221,12 +221,13 @@ def table3_table(lines: list[Line]) -> str:
         base = f"{_f(line.base)}" if line.base is not None else "–"
         rel = _f(line.relation, 2) if line.relation is not None else "–"
         verdict = line.verdict
-        rows.append(f"<tr style='background:{VERDICT_COLOURS.get(verdict, '#fff')}'><td><b>{_e(line.label)}</b> "
+        rows.append(f"<tr style='background:{VERDICT_COLOURS.get(verdict, '#fff')}'><td>{_e(line.column.aspect)}</td>"
+                    f"<td><b>{_e(line.label)}</b> "
                     f"{direction}</td><td>{_e(over)}</td><td>{_f(line.value)}</td><td>{interval}</td><td>{base}</td>"
                     f"<td>{rel}</td><td>{_same([r.get('threshold') for r in rs])}</td><td><b>{_e(verdict)}</b></td>"
                     f"<td>{_judges(rs)}</td></tr>")
     level = next((f"{r['confidence']:.0%}" for line in lines for r in line.records if r.get("confidence")), "95%")
-    head = ("<tr><th>HUB Table 3 column</th><th>over</th><th>value</th><th>" + level + " interval</th>"
+    head = ("<tr><th>aspect</th><th>HUB Table 3 column</th><th>over</th><th>value</th><th>" + level + " interval</th>"
             "<th>base model</th><th>vs base (1.0 = goal)</th><th>threshold</th><th>verdict</th>"
             "<th>judge (version; weights sha256)</th></tr>")
     return f"<table class='hubkit-table3'>{head}{''.join(rows)}</table>"
