@@ -40,6 +40,7 @@ from typing import Any
 from hubkit.errors import ConfigError
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+CATEGORIES = ("celebrity", "style", "ip", "nsfw")  # HUB's; a rule without a default threshold must cover each
 RULE_KEYS = {"threshold", "source", "relative", "inconclusive_fails", "enabled", "description", "alpha", "min_n"}
 TOP_KEYS = {"extends", "inconclusive_fails", "confidence", "alpha", "min_n", "description", "name"}
 DEFAULT_ALPHA = 0.05
@@ -271,6 +272,15 @@ def _validate_rule(base: dict, subs: dict, key: str, where: str) -> None:
             _check_alpha(table["alpha"], label)
         if "min_n" in table:
             _check_min_n(table["min_n"], label)
+    if "threshold" not in base and base.get("enabled", True) is not False:
+        # no default: every category must have its own threshold (or be switched off), or the error would come
+        # only when a check asks for the rule, after its images were made
+        missing = [c for c in CATEGORIES if not any(
+            name.lower() == c and ("threshold" in t or t.get("enabled", True) is False) for name, t in subs.items())]
+        if missing:
+            raise ConfigError(f"{where}: rule {key!r} has no threshold: none by default and none for the categories "
+                              f"{', '.join(missing)}; add threshold = <number> to [{key}] (or to each "
+                              f"[{key}.<category>])")
 
 
 def _check_alpha(value: Any, where: str) -> float:

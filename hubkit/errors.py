@@ -21,6 +21,10 @@ class JudgeError(HubkitError):
     """A judge cannot run or cannot see the concept it is asked about."""
 
 
+class StoreError(HubkitError):
+    """The image store cannot be written (a full disk, a lost mount): what was stored before is kept."""
+
+
 class NotApplicable(HubkitError):
     """This measurement does not apply to this run (no reference statistics, no such prompt file...).
 

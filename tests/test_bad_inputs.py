@@ -810,14 +810,10 @@ CASES: list[Case] = [
          "store, results.json"),
     Case("model-nan-weights", "a UNet state dict with a NaN weight", "`load_model`", b_non_finite(float("nan")),
          load(as_built),
-         CKPT + r": .*'\S+attn2.to_k.weight'.*(NaN|nan).*", None, "CheckpointError", "store, results.json",
-         xfail="hubkit/models/io.py (apply_state_dict / load_tensors) -- today: loads silently and every image is "
-               "noise; fix: refuse non-finite tensors naming the key and the count ('… has 1 NaN value(s); the "
-               "checkpoint is broken: re-export it')"),
+         CKPT + r": .*'\S+attn2.to_k.weight'.*(NaN|nan).*", None, "CheckpointError", "store, results.json"),
     Case("model-inf-weights", "a UNet state dict with an infinite weight", "`load_model`", b_non_finite(float("inf")),
          load(as_built),
-         CKPT + r": .*'\S+attn2.to_k.weight'.*(Inf|inf).*", None, "CheckpointError", "store, results.json",
-         xfail="hubkit/models/io.py (apply_state_dict / load_tensors) -- today: loads silently; fix: as for NaN"),
+         CKPT + r": .*'\S+attn2.to_k.weight'.*(Inf|inf).*", None, "CheckpointError", "store, results.json"),
     Case("model-pickle-untrusted", "a `.pt` pickle holding an `argparse.Namespace`, without `--trust-checkpoint`",
          "`load_model`", b_pickle_namespace, load(as_built),
          CKPT + r": loading this pickle needs full unpickling \(it contains argparse.Namespace\), which can run "
@@ -876,10 +872,7 @@ CASES: list[Case] = [
     Case("prompts-empty-file", "an empty target file", _HUB_PROMPTS_WHERE, b_empty_prompts,
          folder_call(lambda f: f.target(MANET)),
          r"\S+/target_image/Édouard Manet.csv: .*no usable target prompt.*", None, "PromptSetError",
-         "store, results.json",
-         xfail="hubkit/prompts/folder.py:PromptFolder.target -- today: returns [] (only validate() files a "
-               "'nothing left' issue, without the file's name or a fix); fix: raise a PromptSetError naming the "
-               "file ('empty: fill it or remove the concept')"),
+         "store, results.json"),
     Case("concept-not-in-folder", "`--concept 'Claude Monet'` that the folder lacks", "`Session.concept_names` "
          "(collection: one line, exit 4)", b_folder, a_unknown_concept,
          r"--concept 'Claude Monet' is not in the prompt folder \(names match up to case, accents and '_' vs ' '\); "
@@ -912,17 +905,10 @@ CASES: list[Case] = [
     Case("judge-returns-nan", "a judge that answers `Verdict('yes', nan)`", "`hubkit.aspects.common.detect`",
          b_images, a_judge(_nan_verdicts),
          r"judge 'broken-judge' returned a NaN score .*; .*Verdict.invalid\(\).*", None, "JudgeError",
-         "store, results.json",
-         xfail="hubkit/aspects/common.py:detect -- today: Verdict('yes', nan) is passed on and counted as a "
-               "yes; fix: refuse "
-               "a valid label with a non-finite score in one JudgeError line naming the judge ('return "
-               "Verdict.invalid() when it cannot decide')"),
+         "store, results.json"),
     Case("judge-wrong-count", "a judge that returns 2 verdicts for 3 images", "`hubkit.aspects.common.detect`",
          b_images, a_judge(_short_verdicts),
-         r"judge 'broken-judge' returned 2 verdicts for 3 images; .*", None, "JudgeError", "store, results.json",
-         xfail="hubkit/aspects/common.py:detect -- today: RuntimeError(\"judge 'broken-judge' returned 2 verdicts "
-               "for 3 images\"): not a HubkitError (a traceback) and no fix; fix: raise JudgeError with the fix "
-               "('Detector.detect must return one Verdict per image')"),
+         r"judge 'broken-judge' returned 2 verdicts for 3 images; .*", None, "JudgeError", "store, results.json"),
     # -- profiles ---------------------------------------------------------------------------------------------
     Case("profile-unknown", "`--profile nope`", "`hubkit_asserts.load_profile` (`profile` fixture)",
          lambda ctx: "nope", a_profile,
@@ -938,10 +924,7 @@ CASES: list[Case] = [
          "`hubkit_asserts.load_profile`", b_profile('[faithfulness.target_proportion]\nsource = "mine"\n',
                                                     "nothreshold.toml"), a_profile,
          r"profile nothreshold.toml: rule 'faithfulness.target_proportion'.*no threshold.*; add .*", None,
-         "ConfigError", "store, results.json",
-         xfail="hub_asserts/profile.py:_validate_rule -- today: the profile loads and Profile.rule raises only when a "
-               "check asks for the rule, after its images are made; fix: at load, refuse a rule that has no threshold "
-               "for its default and lists no override for every category"),
+         "ConfigError", "store, results.json"),
     Case("profile-malformed-threshold", "a profile threshold `\"0.1x\"` (a string)", "`hubkit_asserts.load_profile`",
          b_profile('extends = "default"\n[faithfulness.target_proportion]\nthreshold = "0.1x"\nsource = "mine"\n',
                    "badthreshold.toml"), a_profile,
@@ -965,23 +948,14 @@ CASES: list[Case] = [
     # -- the image store --------------------------------------------------------------------------------------
     Case("image-cache-read-only", "`--image-cache` on a read-only folder", "`ImageStore` (`Session.store`)",
          b_store_images, a_read_only_cache,
-         r"--image-cache \S+ is not writable.*; .*", None, "ConfigError", "store, results.json",
-         xfail="hubkit/store.py:ImageStore.__init__ -- today: a bare PermissionError (a traceback that does not "
-               "name --image-cache) when the first lock file is made; fix: check the folder is writable when the "
-               "store is opened and raise ConfigError('--image-cache DIR is not writable (…); choose a writable "
-               "folder')"),
+         r"--image-cache \S+ is not writable.*; .*", None, "ConfigError", "store, results.json"),
     Case("disk-full", "the disk fills up while an image is written (ENOSPC, simulated)", "`ImageStore.save`",
          b_store_images, a_disk_full,
          r"cannot write \S+\.(png|json) \(.*No space left on device.*\); .*(free|--image-cache).*", None,
-         "HubkitError", "every image written before, results.json; no temporary file", check=c_no_temporaries,
-         xfail="hubkit/store.py:ImageStore.save -- today: a bare OSError '[Errno 28] No space left on device' "
-               "(a traceback, no path); fix: wrap OSError in a HubkitError naming the file and the fix ('free space "
-               "or point --image-cache at another disk; the N images stored so far are kept')"),
+         "HubkitError", "every image written before, results.json; no temporary file", check=c_no_temporaries),
     Case("store-corrupt-png", "a PNG in the store that cannot be decoded", "`ImageStore.images`", b_corrupt_png,
          a_corrupt_png, r".*\S+\.png.*(unreadable|corrupt|cannot be read).*(generat|regenerat).*", None, None,
-         "every other image, results.json; the bad one is generated again",
-         xfail="hubkit/store.py:ImageStore.images -- today: the file is deleted and generated again silently; fix: "
-               "warn in one line naming the file ('unreadable (…); generated again'), so disk trouble is seen"),
+         "every other image, results.json; the bad one is generated again"),
     Case("store-other-version", "a store written by another hubkit version (key version 0)", "`ImageStore.images`",
          b_other_version, a_other_version, None, None, None,
          "accepted: the old images are kept untouched; keys carry the key version, so they are never reused",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import weakref
 from dataclasses import dataclass
+
+from hubkit.errors import JudgeError
 
 GRID = 8  # images per row in the report's base-vs-unlearned grid
 
@@ -69,8 +72,12 @@ def detect(judge, images, what: str, refs=None, category: str | None = None) -> 
         else:
             found = judge.detect(subset, what, references=[refs[i] for i in todo], category=category)
         if len(found) != len(todo):
-            raise RuntimeError(f"judge {judge.name!r} returned {len(found)} verdicts for {len(todo)} images")
+            raise JudgeError(f"judge {judge.name!r} returned {len(found)} verdicts for {len(todo)} images; fix the "
+                             f"judge: Detector.detect must return one Verdict per image, in order")
         for i, verdict in zip(todo, found):
+            if verdict.label != "invalid" and math.isnan(verdict.score):
+                raise JudgeError(f"judge {judge.name!r} returned a NaN score with the label {verdict.label!r}; fix "
+                                 f"the judge: when it cannot decide it must return Verdict.invalid()")
             memo[keys[i]] = verdict
     return [memo[k] for k in keys]
 

@@ -378,6 +378,11 @@ def apply_state_dict(module: torch.nn.Module, sd: Mapping[str, torch.Tensor], *,
     own = module.state_dict()
     n_missing = check_keys(own, sd, what=what, source=source, allow_missing=allow_missing,
                            ignore_unexpected=ignore_unexpected)
+    for k, v in sd.items():  # a NaN or Inf weight turns every image into noise, silently: refuse it here
+        if k in own and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            nan, inf = int(torch.isnan(v).sum()), int(torch.isinf(v).sum())
+            raise CheckpointError(f"{model_option(source)}: {what} has non-finite values in {k!r} ({nan} NaN, "
+                                  f"{inf} Inf); the checkpoint is broken: re-export it from a good training state")
     with torch.no_grad():
         for k, v in sd.items():
             if k in own:

@@ -48,6 +48,7 @@ from hubkit.prompts.records import (
     SETS,
     LFSPointerError,
     MalformedFile,
+    NothingLeft,
     MissingPromptFile,
     Neighbour,
     NotUTF8Error,
@@ -205,8 +206,15 @@ class PromptFolder:
         return self._cache[key]
 
     def target(self, concept: str) -> list[Prompt]:
-        """De-duplicated, cleaned target prompts; ``index`` = line in the published file (first occurrence)."""
-        return list(self._target_all(concept).kept)
+        """De-duplicated, cleaned target prompts; ``index`` = line in the published file (first occurrence).
+        A file left with no prompt is an error naming it: every check of the concept rests on this set."""
+        found = self._target_all(concept)
+        if not found.kept:
+            path = self._require(SETS["target"], self.concept(concept).name, "target prompts")
+            raise NothingLeft(f"{path}: no usable target prompt (empty, or every line dropped by a cleaning rule: "
+                                 f"`hubkit prompts check {self.root}` lists why); fill it with one prompt per line or "
+                                 f"remove the concept", path)
+        return list(found.kept)
 
     def target_line(self, concept: str, index: int) -> str | None:
         """The cleaned prompt on line ``index`` of the target file (duplicates included), or None."""
@@ -347,7 +355,7 @@ class PromptFolder:
 
     # -- validation -----------------------------------------------------------------------------------
     _REFUSALS = ((LFSPointerError, "Git-LFS pointer"), (NotUTF8Error, "not UTF-8"), (MalformedFile, "malformed file"),
-                 (PromptSetError, "missing"))
+                 (NothingLeft, "nothing left"), (PromptSetError, "missing"))
 
     def _try(self, concept: str, set_name: str, loader) -> None:
         """Run ``loader``; a file it cannot use becomes a "refused" issue (one line: the file and the fix)."""

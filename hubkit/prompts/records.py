@@ -54,6 +54,14 @@ class MalformedFile(PromptSetError):
         self.path = path
 
 
+class NothingLeft(PromptSetError):
+    """A prompt file holds no usable prompt (empty, or every line dropped by a cleaning rule)."""
+
+    def __init__(self, message: str, path: Path | None = None):
+        super().__init__(message)
+        self.path = path
+
+
 @dataclass(frozen=True)
 class Prompt:
     index: int  # line of the published file (target set: line number; multilingual: the target-file Index)
