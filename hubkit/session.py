@@ -83,6 +83,17 @@ class Session:
                 f"{self.config.prompts}: the micro world's models are used only with its own prompt folder; pass the "
                 f"unlearned checkpoint and the original model it was made from")
 
+    def check_can_start(self) -> None:
+        """Stop before the first check, in one line, what would make every check fail: models not given or not
+        there, a device that is not there. Cheap: no weight is read."""
+        why = self.missing_models()
+        if why:
+            raise ConfigError(why)
+        from hubkit.models import check_paths
+
+        check_paths(self.config.model, self.config.base_model)
+        self.device  # noqa: B018 - resolving it raises for --device cuda without CUDA
+
     @cached_property
     def uses_world_folder(self) -> bool:
         """Whether the prompt folder is the default world's own (its models and concepts then are the defaults)."""

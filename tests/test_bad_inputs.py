@@ -837,15 +837,11 @@ CASES: list[Case] = [
                "in UNET_FOLDER_FILES (unet.safetensors); fix: refuse a folder with two candidate weight files, naming "
                "both ('keep one, or point --model at one of them')"),
     Case("model-bad-file-pytest", "`pytest --model missing.safetensors` (the pytest command line)",
-         "`pytest` (`hub` fixture, `Session.model`)", lambda ctx: None,
+         "`pytest` (collection: `Session.check_can_start`)", lambda ctx: None,
          lambda ctx, _: pytest_run(ctx, "--model", str(ctx.tmp / "missing.safetensors"), "--base-model",
                                    str(ctx.res.base), "--prompts", str(prompts_folder(ctx)), "--concept", MANET),
          r"(hubkit: )?--model \S+missing.safetensors: no such file or folder; check the path .*", 4, None,
-         "store, results.json",
-         xfail="fixtures/session.py:session_for (hub fixture) -- today: the model loads lazily inside the first "
-               "check, every check errors with a traceback and pytest exits 1; fix: load (or at least read_metadata "
-               "and detect) --model and --base-model in session_for / pytest_collection_modifyitems and stop the run "
-               "with one line (pytest.UsageError, exit 4)"),
+         "store, results.json"),
     # -- prompts ----------------------------------------------------------------------------------------------
     Case("prompts-bom", "a prompt CSV starting with a UTF-8 BOM", _HUB_PROMPTS_WHERE, b_bom,
          folder_call(lambda f: f.pinpoint(MANET)), None, None, None,
@@ -914,12 +910,9 @@ CASES: list[Case] = [
          lambda ctx: "nope", a_profile,
          r"unknown profile 'nope'; available profiles: default, \S.* \(or pass a path to a .toml file\)", None,
          "ConfigError", "store, results.json"),
-    Case("profile-unknown-pytest", "`pytest --profile nope` (the pytest command line)", "`pytest` (`profile` fixture)",
+    Case("profile-unknown-pytest", "`pytest --profile nope` (the pytest command line)", "`pytest` (collection: the profile is loaded)",
          lambda ctx: None, lambda ctx, _: pytest_run(ctx, "--profile", "nope", "--device", "cpu"),
-         r"(hubkit: )?unknown profile 'nope'; available profiles: .*", 4, None, "store, results.json",
-         xfail="fixtures/session.py:profile -- today: the profile is read in a session fixture, so its "
-               "pytest.UsageError becomes an error of every check (exit 1, the message repeated per test); fix: load "
-               "the profile in session_for / pytest_collection_modifyitems so the run stops with one line, exit 4"),
+         r"(hubkit: )?unknown profile 'nope'; available profiles: .*", 4, None, "store, results.json"),
     Case("profile-missing-threshold", "a profile rule with a source but no threshold",
          "`hubkit_asserts.load_profile`", b_profile('[faithfulness.target_proportion]\nsource = "mine"\n',
                                                     "nothreshold.toml"), a_profile,
@@ -939,12 +932,9 @@ CASES: list[Case] = [
          b_no_cuda, a_device_cuda,
          r"--device 'cuda': no CUDA GPU is visible \(torch.cuda.is_available\(\) is False\); use --device cpu or auto",
          None, "ConfigError", "store, results.json"),
-    Case("device-cuda-pytest", "`pytest --device cuda` on a machine without CUDA", "`pytest` (`Session.device`)",
+    Case("device-cuda-pytest", "`pytest --device cuda` on a machine without CUDA", "`pytest` (collection: `Session.device`)",
          b_no_cuda, lambda ctx, _: pytest_run(ctx, "--device", "cuda", "--concept", "Pointelli"),
-         r"(hubkit: )?--device 'cuda': no CUDA GPU is visible .*", 4, None, "store, results.json",
-         xfail="fixtures/session.py:session_for -- today: the device is chosen lazily when a check first loads a "
-               "model, so the ConfigError is a traceback in every check (exit 1); fix: resolve Session.device in "
-               "session_for and stop with one line, exit 4"),
+         r"(hubkit: )?--device 'cuda': no CUDA GPU is visible .*", 4, None, "store, results.json"),
     # -- the image store --------------------------------------------------------------------------------------
     Case("image-cache-read-only", "`--image-cache` on a read-only folder", "`ImageStore` (`Session.store`)",
          b_store_images, a_read_only_cache,
@@ -1085,9 +1075,9 @@ def render_catalogue() -> str:
         "The message column is a regular expression that must match the whole message, which is one line. "
         "\"exit\" is the status of the command the case runs (`pytest`, `hubkit ...`, or a child process); a case "
         "that calls the engine shows the exception class instead. Through `pytest`, a `HubkitError` met at "
-        "collection (options, `--concept`, missing `--model`/`--base-model`) stops the run with that one line and "
-        "exit 4 (usage error); one met later, in a fixture or a check (loading a model, choosing the device, reading "
-        "the profile), today makes every check error with a traceback and exit 1 (the `*-pytest` rows). `hubkit` "
+        "collection (options, `--concept`, `--model`/`--base-model` missing or not there, `--device`, the profile) "
+        "stops the run with that one line and exit 4 (usage error) before any image is made; one that needs the "
+        "weights read (a checkpoint whose keys do not fit) is met by the first check that loads the model. `hubkit` "
         "commands print `hubkit: error: <message>` and exit 2 (`prompts check`, `judges check`: 1 when an input is "
         "refused). \"none (no error)\": the input is accepted as the row's \"what is kept\" says, and a check of the "
         "case proves it.",

@@ -80,6 +80,17 @@ def _check_base_folder(base: Path) -> None:
                               "the folder written by save_pretrained (e.g. a snapshot of stable-diffusion-v1-5)")
 
 
+def check_paths(spec: str | Path, base: str | Path | None) -> None:
+    """The cheap checks of ``load_model``, without reading a weight: ``spec`` exists and ``base`` is a diffusers
+    pipeline folder (a run calls this before its first check, so a typo stops it in one line)."""
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"--model {path}: no such file or folder; check the path (relative paths are "
+                              f"relative to {Path.cwd()})")
+    if base is not None:
+        _check_base_folder(Path(base).expanduser())
+
+
 # ---------------------------------------------------------------------------------------------- detection
 def detect_format(spec: str | Path, *, trust_checkpoint: bool = False):
     """The first registered format whose ``detect`` accepts ``spec``; CheckpointError listing every rejection."""
