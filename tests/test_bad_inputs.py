@@ -784,11 +784,7 @@ CASES: list[Case] = [
     Case("model-lying-header", "a complete `.safetensors` whose header lies about a tensor's shape", "`load_model`",
          b_lying_header, load(as_built),
          CKPT + r": .*header.*(shape|offset).*; (copy or download it again|.*re-?save.*)", None, "CheckpointError",
-         "store, results.json",
-         xfail="hubkit/models/io.py:load_tensors -- today: 'cannot read the safetensors file (Error while "
-               "deserializing header: invalid shape, data type, or offset for tensor)', which names no tensor and no "
-               "fix; fix: say which tensor's shape/offsets disagree with the data and 'the file is corrupt: copy or "
-               "download it again'"),
+         "store, results.json"),
     Case("model-sd2-state-dict", "a UNet state dict of SD-2 (1024-d cross-attention) on an SD-1 base",
          "`load_model`", b_cross_dim(1024), load(as_built),
          CKPT + r": the UNet state dict does not match the base model: key '\S+attn2.to_k.weight' has shape "
@@ -832,10 +828,7 @@ CASES: list[Case] = [
     Case("model-two-candidates", "a folder with `unet.safetensors` and `unet.pt` that differ", "`load_model`",
          b_two_candidates, load(as_built),
          CKPT + r": .*unet.safetensors.*unet.pt.*; .*(keep one|point --model at one).*", None, "CheckpointError",
-         "store, results.json",
-         xfail="hubkit/models/formats/weights.py:UNetStateDict._source -- today: silently evaluates the first name "
-               "in UNET_FOLDER_FILES (unet.safetensors); fix: refuse a folder with two candidate weight files, naming "
-               "both ('keep one, or point --model at one of them')"),
+         "store, results.json"),
     Case("model-bad-file-pytest", "`pytest --model missing.safetensors` (the pytest command line)",
          "`pytest` (collection: `Session.check_can_start`)", lambda ctx: None,
          lambda ctx, _: pytest_run(ctx, "--model", str(ctx.tmp / "missing.safetensors"), "--base-model",
@@ -861,10 +854,7 @@ CASES: list[Case] = [
          "accepted: the NUL is removed (rule 'control characters', cleaned) and reported", check=c_nul_cleaned),
     Case("prompts-2gb-line", "a 2 GiB target file with no newline", _HUB_PROMPTS_WHERE, b_huge_line, a_huge_line,
          r"hubkit: error: \S+/target_image/Édouard Manet.csv: .*(too long|too large|limit).*", 2, None,
-         "store, results.json",
-         xfail="hubkit/prompts/clean.py:read_text -- today: reads the whole file into memory (MemoryError under a "
-               "1 GiB limit: a traceback, exit 1; without a limit 2 GiB of RAM); fix: refuse a prompt file or line "
-               "over a size limit before reading it, naming the file, its size and the limit"),
+         "store, results.json"),
     Case("prompts-empty-file", "an empty target file", _HUB_PROMPTS_WHERE, b_empty_prompts,
          folder_call(lambda f: f.target(MANET)),
          r"\S+/target_image/Édouard Manet.csv: .*no usable target prompt.*", None, "PromptSetError",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import math
 import re
 import struct
 import zipfile
@@ -41,6 +42,10 @@ def model_option(path: Path | str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- safetensors
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "U16": 2,
+                "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
 @dataclass
 class SafetensorsHeader:
     shapes: dict[str, tuple[int, ...]]
@@ -72,9 +77,16 @@ def read_safetensors_header(path: Path) -> SafetensorsHeader:
         try:
             shapes[key] = tuple(int(d) for d in info["shape"])
             dtypes[key] = str(info["dtype"])
-            end = max(end, int(info["data_offsets"][1]))
+            start, stop = (int(x) for x in info["data_offsets"])
+            end = max(end, stop)
         except (KeyError, TypeError, ValueError, IndexError):
             raise CheckpointError(f"{model_option(path)}: malformed safetensors header entry {key!r}") from None
+        width = _DTYPE_BYTES.get(dtypes[key])
+        if width is not None and stop - start != math.prod(shapes[key]) * width:
+            raise CheckpointError(f"{model_option(path)}: the safetensors header says {key!r} is {dtypes[key]} of "
+                                  f"shape {list(shapes[key])} ({math.prod(shapes[key]) * width} bytes) but its "
+                                  f"data_offsets span {stop - start} bytes, so the file is corrupt; copy or download "
+                                  f"it again")
     if 8 + n + end > size:
         raise CheckpointError(f"{model_option(path)}: safetensors file is truncated ({size} bytes, its header "
                               f"needs {8 + n + end}); copy or download it again")

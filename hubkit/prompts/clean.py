@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from hubkit.prompts.records import NotUTF8Error
+from hubkit.prompts.records import MalformedFile, NotUTF8Error
 
 DECISIONS = ("kept", "cleaned", "dropped", "refused")
 
@@ -331,9 +331,18 @@ def dedupe_key(text: str) -> str:
     return collapse_ws(text).casefold()
 
 
+MAX_PROMPT_FILE_BYTES = 256 * 2**20
+
+
 def read_text(path: Path) -> str:
     """The file decoded strictly as UTF-8 (a leading BOM dropped); anything else is a one-line ``PromptSetError``
-    naming the file, the byte offset and line of the first bad byte, and how many there are (rule "not UTF-8")."""
+    naming the file, the byte offset and line of the first bad byte, and how many there are (rule "not UTF-8").
+    A file larger than ``MAX_PROMPT_FILE_BYTES`` is refused before it is read (a 2 GB line would fill memory)."""
+    size = Path(path).stat().st_size
+    if size > MAX_PROMPT_FILE_BYTES:
+        raise MalformedFile(f"{path}: {size / 2**20:.0f} MiB, too large for a prompt file (limit "
+                            f"{MAX_PROMPT_FILE_BYTES // 2**20} MiB; HUB's largest is a few MiB): is it the right file?",
+                            path)
     data = Path(path).read_bytes()
     bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:

@@ -75,6 +75,11 @@ class UNetStateDict:
     def _source(self, path: Path) -> tuple[str, list[Path], Path | None]:
         """("file", [weights]) | ("folder", [unet file], text file) | ("diffusers-unet", [weights])."""
         if path.is_dir():
+            for names in (UNET_FOLDER_FILES, TEXT_FOLDER_FILES):
+                found = [n for n in names if (path / n).is_file()]
+                if len(found) > 1:  # which one was meant? evaluating either silently could test the wrong model
+                    raise CheckpointError(f"{model_option(path)}: holds {' and '.join(found)}, two candidate weight "
+                                          f"files for one component; keep one, or point --model at one of them")
             unet = next((path / n for n in UNET_FOLDER_FILES if (path / n).is_file()), None)
             text = next((path / n for n in TEXT_FOLDER_FILES if (path / n).is_file()), None)
             if unet is not None:
