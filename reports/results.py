@@ -122,6 +122,8 @@ def run_header(config: pytest.Config, exitstatus) -> dict:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seconds": round(time.time() - started, 1),
             "exit_status": int(exitstatus),
+            # Ctrl-C or a crash: the records are what finished, not the whole run
+            "complete": int(exitstatus) not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR),
             "verdicts": {v: sum(r.get("verdict") == v for r in RESULTS) for v in ("pass", "fail", "inconclusive")}}
 
 
