@@ -116,4 +116,4 @@ def _check(name: str, entry) -> None:
 JUDGES: Registry[type[Judge]] = Registry("judge", group="hubkit.judges", check=_check, builtins=(
     "hubkit.judges.nudity", "hubkit.judges.clip_zeroshot", "hubkit.judges.clip_score", "hubkit.judges.aesthetic",
     "hubkit.judges.q16", "hubkit.judges.inception", "hubkit.judges.face", "hubkit.judges.vlm",
-    "hubkit.judges.pickscore"))
+    "hubkit.judges.pickscore", "hubkit.judges.giphy"))
