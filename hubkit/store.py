@@ -183,7 +183,9 @@ class ImageStore:
         record = {"key": key, **fields, **(extra or {})}
         text = json.dumps(_jsonable(record), indent=1, sort_keys=True, ensure_ascii=False)
         info = PngImagePlugin.PngInfo()
-        info.add_itxt("hubkit", canonical_json(record))
+        # the PNG carries everything but the time it was made (the sidecar has that): the same request gives the
+        # same bytes, run after run
+        info.add_itxt("hubkit", canonical_json({k: v for k, v in record.items() if k != "created"}))
         buf = io.BytesIO()
         image.convert("RGB").save(buf, format="PNG", pnginfo=info)
         try:
@@ -273,6 +275,9 @@ class ImageStore:
                         lock.release()
                         bar.update(1)
                         continue
+                    # a writer killed mid-write (kill -9) leaves its temporary file; with the lock held it is ours
+                    for stale in self.path(k).parent.glob(f".{k}.*.tmp"):
+                        stale.unlink(missing_ok=True)
                     claimed.append((k, lock))
                 if not claimed:
                     continue

@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -139,8 +140,9 @@ def evidence_grid(base_images: Sequence[Image.Image], model_images: Sequence[Ima
             if not target.is_file():
                 write_bytes(target, data)
             thumb.info["hubkit_full"] = f"{Path(folder).name}/{name}"
-        except OSError:
-            pass  # a self-contained report in a read-only place: the thumbnail alone
+        except OSError as exc:  # a report in a read-only place or on a full disk: the thumbnail alone, and said so
+            warnings.warn(f"hubkit: cannot write the full-size grid {Path(folder) / name} ({exc}); the report keeps "
+                          f"its thumbnail only", stacklevel=2)
     return thumb
 
 
