@@ -102,3 +102,26 @@ def yes_examples(prompts, verdicts, per_prompt: int = 1, limit: int = 5) -> list
 def no_examples(prompts, verdicts, per_prompt: int = 1, limit: int = 5) -> list[str]:
     hits = [prompts[i // per_prompt].text for i, v in enumerate(verdicts) if v.label == "no"]
     return list(dict.fromkeys(hits))[:limit]
+
+
+def worst_first(j, *, per_prompt: int = 1, lost: bool = False, limit: int = GRID, tag: str = ""):
+    """(base images, unlearned images, captions) of up to ``limit`` pairs of the judged images ``j`` (a
+    ``common.Judged``), the worst first: the unlearned image still shows what should be gone (``lost=False``: the
+    concept came back) or no longer shows what should stay (``lost=True``: a neighbour vanished), those whose base
+    image showed it first; then unreadable images (invalid); then the rest, in prompt order. Each caption is the
+    prompt (``tag`` before it) and the judge's verdicts on both images, the verdict line marked ``!`` when bad."""
+    bad = "no" if lost else "yes"
+    n = min(len(j.base_images), len(j.model_images), len(j.base_verdicts), len(j.model_verdicts))
+
+    def rank(i):
+        m, b = j.model_verdicts[i].label, j.base_verdicts[i].label
+        return (0 if m == bad else 1 if m == "invalid" else 2, b != "yes", i)
+
+    order = sorted(range(n), key=rank)[:limit]
+    captions = []
+    for i in order:
+        prompt = j.prompts[i // per_prompt] if j.prompts else ""
+        text = getattr(prompt, "text", prompt)
+        b, m = j.base_verdicts[i].label, j.model_verdicts[i].label
+        captions.append(f"{tag}{text}\n{'!' if m == bad else ''}base {b} | unl. {m}")
+    return [j.base_images[i] for i in order], [j.model_images[i] for i in order], captions

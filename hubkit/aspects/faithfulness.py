@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubkit.aspects.common import GRID, judge_both, target_prompts, yes_examples
+from hubkit.aspects.common import GRID, judge_both, target_prompts, worst_first, yes_examples
 from hubkit.aspects.registry import measure
 from hubkit.errors import NotApplicable
 from hubkit.metrics import METRICS
@@ -24,29 +24,6 @@ FID_VS_REFERENCE = measure(
 TARGET_QUALITY = measure(
     "faithfulness.target_quality", better="higher", aggregation=METRICS["paired_mean_ratio"],
     description="quality score of target-prompt images, unlearned / base")
-
-
-def worst_first(j, *, per_prompt: int = 1, lost: bool = False, limit: int = GRID, tag: str = ""):
-    """(base images, unlearned images, captions) of up to ``limit`` pairs of the judged images ``j`` (a
-    ``common.Judged``), the worst first: the unlearned image still shows what should be gone (``lost=False``: the
-    concept came back) or no longer shows what should stay (``lost=True``: a neighbour vanished), those whose base
-    image showed it first; then unreadable images (invalid); then the rest, in prompt order. Each caption is the
-    prompt (``tag`` before it) and the judge's verdicts on both images, the verdict line marked ``!`` when bad."""
-    bad = "no" if lost else "yes"
-    n = min(len(j.base_images), len(j.model_images), len(j.base_verdicts), len(j.model_verdicts))
-
-    def rank(i):
-        m, b = j.model_verdicts[i].label, j.base_verdicts[i].label
-        return (0 if m == bad else 1 if m == "invalid" else 2, b != "yes", i)
-
-    order = sorted(range(n), key=rank)[:limit]
-    captions = []
-    for i in order:
-        prompt = j.prompts[i // per_prompt] if j.prompts else ""
-        text = getattr(prompt, "text", prompt)
-        b, m = j.base_verdicts[i].label, j.model_verdicts[i].label
-        captions.append(f"{tag}{text}\n{'!' if m == bad else ''}base {b} | unl. {m}")
-    return [j.base_images[i] for i in order], [j.model_images[i] for i in order], captions
 
 
 def _target(hub, concept):

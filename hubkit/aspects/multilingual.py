@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from hubkit.aspects.common import GRID, judge_both, yes_examples
-from hubkit.aspects.faithfulness import worst_first
+from hubkit.aspects.common import GRID, judge_both, worst_first, yes_examples
 from hubkit.aspects.registry import measure
 from hubkit.languages import NON_ENGLISH
 from hubkit.metrics import METRICS

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from hubkit.aspects.common import GRID, judge_both, no_examples
-from hubkit.aspects.faithfulness import worst_first
+from hubkit.aspects.common import GRID, judge_both, no_examples, worst_first
 from hubkit.aspects.registry import measure
 from hubkit.metrics import METRICS
 from hubkit.prompts import Prompt

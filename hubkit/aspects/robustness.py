@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 from hubkit import atomic
-from hubkit.aspects.common import judge_both, target_prompts, yes_examples
-from hubkit.aspects.faithfulness import worst_first
+from hubkit.aspects.common import judge_both, target_prompts, worst_first, yes_examples
 from hubkit.aspects.registry import measure
 from hubkit.errors import ConfigError, NotApplicable
 from hubkit.metrics import METRICS

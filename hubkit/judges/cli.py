@@ -11,7 +11,6 @@ and seconds per image, or one line naming what is missing and the fix; it exits 
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -141,16 +140,13 @@ def _check(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- judges fetch
-_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
-
-
 def _fetch(args) -> int:
     """Download, into the Hugging Face cache, every ``hf://`` file and every model repo id a [judges] table names
     (the one command that uses the network); a local path that is missing is listed with where to get it."""
     import huggingface_hub
     from huggingface_hub import constants
 
-    from hubkit.judges.config import HF_SCHEME
+    from hubkit.judges.config import HF_SCHEME, REPO_ID
 
     config = _config(args)
     constants.HF_HUB_OFFLINE = False  # the user asked for the network, for this command only
@@ -178,7 +174,7 @@ def _fetch(args) -> int:
                 repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
                 repo, _, revision = repo.partition("@")
                 got = huggingface_hub.hf_hub_download(repo, filename, revision=revision or None)
-            elif kind == "repo" and _REPO_ID.fullmatch(uri):
+            elif kind == "repo" and REPO_ID.fullmatch(uri):
                 repo, _, revision = uri.partition("@")
                 got = huggingface_hub.snapshot_download(repo, revision=revision or None)
             else:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,50 @@ class JudgeSpec:
     def describe(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"{self.label}" + (f" = {self.judge}({opts})" if self.label != self.judge or opts else "")
+
+
+#: ``owner/name`` or ``owner/name@revision``: a Hugging Face repo id
+REPO_ID = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
+
+
+def resolve_folder(who: str, option: str, value, download: str) -> tuple[Path, str]:
+    """(local folder, the name to record) for ``value``: a folder, or ``owner/name[@revision]`` / ``hf://owner/name``
+    from the Hugging Face cache (never downloaded). ``download`` is the ``hf download ...`` command of the fix."""
+    text = str(value)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path, text
+    repo = text[len("hf://"):] if text.startswith("hf://") else text
+    if REPO_ID.fullmatch(repo) and not path.exists():
+        revision = None
+        if "@" in repo:
+            repo, revision = repo.split("@", 1)
+        from huggingface_hub import constants, snapshot_download
+
+        try:
+            folder = Path(snapshot_download(repo, revision=revision, local_files_only=True))
+        except Exception:
+            raise JudgeError(f"{who}: {option} {text!r} is not a folder and not in the Hugging Face cache "
+                             f"({constants.HF_HUB_CACHE}); fix: on a machine with network run `hf download {repo}` and "
+                             f"copy the cache here (hubkit never downloads), or set {option} to a local folder") from None
+        return folder, repo
+    raise JudgeError(f"{who}: {option} folder {path} not found; fix: `{download} --local-dir {path}`, or set {option} "
+                     f"to an existing folder (or a repo id in the Hugging Face cache)")
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The weight files of a transformers checkpoint folder (every safetensors / bin shard)."""
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    return [f for f in files if f.is_file()]
+
+
+def weights_digest(files: list[Path]) -> str:
+    """One sha256 over a checkpoint's shards (name and content hash of each): a short version for ``info()``."""
+    import hashlib
+
+    from hubkit.hashing import file_sha256
+
+    return hashlib.sha256("".join(f"{f.name}:{file_sha256(f)}\n" for f in files).encode()).hexdigest()
 
 
 def resolve_hf(uri: str, where: str) -> Path:

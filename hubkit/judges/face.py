@@ -153,7 +153,7 @@ class _FacenetParts:
             raise JudgeError(f"face-identity: cannot build facenet-pytorch's MTCNN with its bundled weights "
                              f"({type(exc).__name__}: {exc}); fix: reinstall it: {INSTALL}") from exc
         self.mtcnn.eval()
-        state = _read_state_dict(weights, torch)
+        state = read_state_dict(weights, "face-identity", WEIGHTS_HELP, torch)
         net = facenet.InceptionResnetV1(pretrained=None, classify=False)
         state = {k: v for k, v in state.items() if not k.startswith("logits.")}
         try:
@@ -170,23 +170,11 @@ class _FacenetParts:
 
         torch = self.torch
         out: list = [None] * len(arrays)
-        groups: dict = {}
-        for i, array in enumerate(arrays):  # MTCNN batches images of one size only
-            groups.setdefault(array.shape, []).append(i)
         margin_px = self.margin * FACE_SIZE / (1.0 + self.margin)  # extract_face's margin: final-image pixels
-        for shape, indices in groups.items():
-            if min(shape[:2]) < self.min_face_size:  # MTCNN's image pyramid is empty: it cannot hold a face
-                continue
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
-                batch = np.stack([arrays[i] for i in chunk])
-                with torch.no_grad():
-                    boxes, _ = self.mtcnn.detect(batch)
-                for i, found in zip(chunk, boxes):
-                    if found is None or len(found) == 0:
-                        continue
-                    face = self.facenet.extract_face(Image.fromarray(arrays[i]), found[0], FACE_SIZE, margin_px)
-                    out[i] = self.facenet.fixed_image_standardization(face)
+        for i, box in enumerate(largest_face_boxes(self.mtcnn, arrays, self.batch_size, self.min_face_size, torch)):
+            if box is not None:
+                face = self.facenet.extract_face(Image.fromarray(arrays[i]), box, FACE_SIZE, margin_px)
+                out[i] = self.facenet.fixed_image_standardization(face)
         return out
 
     def embed(self, faces: Sequence) -> np.ndarray:
@@ -200,7 +188,29 @@ class _FacenetParts:
         return torch.cat(rows).numpy().astype(np.float64) if rows else np.zeros((0, 512))
 
 
-def _read_state_dict(path: Path, torch) -> dict:
+def largest_face_boxes(mtcnn, arrays: Sequence[np.ndarray], batch_size: int, min_face_size: int, torch) -> list:
+    """MTCNN's largest face box of each RGB array, or None (no face); shared by the face judges."""
+    out: list = [None] * len(arrays)
+    groups: dict = {}
+    for i, array in enumerate(arrays):  # MTCNN batches images of one size only
+        groups.setdefault(array.shape, []).append(i)
+    for shape, indices in groups.items():
+        if min(shape[:2]) < min_face_size:  # MTCNN's image pyramid is empty: it cannot hold a face
+            continue
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start:start + batch_size]
+            with torch.no_grad():
+                boxes, _ = mtcnn.detect(np.stack([arrays[i] for i in chunk]))
+            for i, found in zip(chunk, boxes):
+                if found is not None and len(found):
+                    out[i] = found[0]
+    return out
+
+
+def read_state_dict(path: Path, who: str, expected: str, torch, wrappers: tuple[str, ...] = ("state_dict",),
+                    hint: str = "") -> dict:
+    """A state dict from ``.safetensors`` or a ``weights_only`` pickle (unwrapping the first of ``wrappers`` found);
+    one JudgeError line naming the file and what was ``expected`` otherwise."""
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -208,14 +218,18 @@ def _read_state_dict(path: Path, torch) -> dict:
             state = load_file(str(path))
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-                state = state["state_dict"]
     except Exception as exc:
-        raise JudgeError(f"face-identity: cannot read {path} ({type(exc).__name__}: {exc}); expected "
-                         f"{WEIGHTS_HELP}") from exc
-    if not isinstance(state, dict):
-        raise JudgeError(f"face-identity: {path} holds a {type(state).__name__}, not a state dict; expected "
-                         f"{WEIGHTS_HELP}")
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise JudgeError(f"{who}: cannot read weights {path} ({type(exc).__name__}: {first}); expected "
+                         f"{expected}{hint}") from exc
+    for key in wrappers:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not state:
+        raise JudgeError(f"{who}: {path} holds a {type(state).__name__} with no state dict; expected {expected}")
+    if all(str(k).startswith("module.") for k in state):  # saved from a DataParallel wrapper
+        state = {str(k)[len("module."):]: v for k, v in state.items()}
     return state
 
 

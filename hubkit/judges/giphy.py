@@ -54,7 +54,7 @@ import numpy as np
 
 from hubkit.errors import JudgeError
 from hubkit.hashing import file_sha256
-from hubkit.judges.face import _facenet
+from hubkit.judges.face import _facenet, largest_face_boxes, read_state_dict
 from hubkit.judges.images import to_rgb_array
 from hubkit.judges.registry import JUDGES, Judge, Verdict
 from hubkit.judges.roles import Detector
@@ -127,28 +127,6 @@ def build_network(num_classes: int):
     return Recognizer()
 
 
-def _read_state(path: Path, torch) -> dict:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise JudgeError(f"giphy-celebrity: cannot read weights {path} ({type(exc).__name__}: {first}); expected "
-                         f"{WEIGHTS_HELP}; a trusted file that torch.load(weights_only=True) refuses can be converted "
-                         "once: save its 'model_state' with safetensors.torch.save_file as .safetensors") from exc
-    if isinstance(state, dict) and isinstance(state.get("model_state"), dict):
-        state = state["model_state"]  # GIPHY's checkpoint: {"epoch", "loss", "optimizer_state", "model_state"}
-    if not isinstance(state, dict) or not state:
-        raise JudgeError(f"giphy-celebrity: {path} holds no state dict; expected {WEIGHTS_HELP}")
-    if all(str(k).startswith("module.") for k in state):  # saved from a DataParallel wrapper
-        state = {str(k)[len("module."):]: v for k, v in state.items()}
-    return state
-
-
 class _GiphyParts:
     """The real face finder (facenet-pytorch MTCNN) and GIPHY's recogniser."""
 
@@ -164,7 +142,10 @@ class _GiphyParts:
         except Exception as exc:
             raise JudgeError(f"giphy-celebrity: cannot build facenet-pytorch's MTCNN ({type(exc).__name__}: {exc}); "
                              "fix: reinstall facenet-pytorch (see hubkit.judges.face)") from exc
-        state = _read_state(weights, torch)
+        state = read_state_dict(
+            weights, "giphy-celebrity", WEIGHTS_HELP, torch, wrappers=("model_state",),  # GIPHY: {"epoch", ..., "model_state"}
+            hint="; a trusted file that torch.load(weights_only=True) refuses can be converted once: save its "
+                 "'model_state' with safetensors.torch.save_file as .safetensors")
         fc2 = state.get("model.fc2.weight")
         if fc2 is not None and tuple(fc2.shape)[:1] != (num_labels,):
             raise JudgeError(f"giphy-celebrity: {weights} classifies {tuple(fc2.shape)[0]} celebrities but the labels "
@@ -180,22 +161,8 @@ class _GiphyParts:
 
     def find_faces(self, arrays: Sequence[np.ndarray]) -> list:
         """The largest face of each RGB array as GIPHY's 224 x 224 RGB uint8 crop, or None (no face)."""
-        torch = self.torch
-        out: list = [None] * len(arrays)
-        groups: dict = {}
-        for i, array in enumerate(arrays):  # MTCNN batches images of one size only
-            groups.setdefault(array.shape, []).append(i)
-        for shape, indices in groups.items():
-            if min(shape[:2]) < 20:  # below MTCNN's minimum face size: its image pyramid is empty
-                continue
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
-                with torch.no_grad():
-                    boxes, _ = self.mtcnn.detect(np.stack([arrays[i] for i in chunk]))
-                for i, found in zip(chunk, boxes):
-                    if found is not None and len(found):
-                        out[i] = giphy_crop(arrays[i], found[0], self.margin)
-        return out
+        boxes = largest_face_boxes(self.mtcnn, arrays, self.batch_size, 20, self.torch)  # GIPHY's min face 20 px
+        return [None if box is None else giphy_crop(array, box, self.margin) for array, box in zip(arrays, boxes)]
 
     def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Softmax over GIPHY's labels [n, labels] for 224 x 224 RGB uint8 crops."""

@@ -26,12 +26,11 @@ Weights (never downloaded; ``model`` and ``processor`` are local folders or repo
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 from typing import Sequence
 
 from hubkit.errors import JudgeError
+from hubkit.judges.config import resolve_folder, weight_files, weights_digest
 from hubkit.judges.images import rgb_arrays
 from hubkit.judges.registry import JUDGES, Judge
 from hubkit.judges.roles import ImageTextScorer
@@ -41,37 +40,6 @@ PROCESSOR_REPO = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"
 MAX_LENGTH = 77
 _DTYPES = ("auto", "bfloat16", "float16", "float32")
 _PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
-
-
-def resolve_folder(who: str, option: str, value, download: str) -> tuple[Path, str]:
-    """(local folder, the name to record) for ``value``: a folder, or ``owner/name[@revision]`` / ``hf://owner/name``
-    from the Hugging Face cache (never downloaded). ``download`` is the ``hf download ...`` command of the fix."""
-    text = str(value)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return path, text
-    repo = text[len("hf://"):] if text.startswith("hf://") else text
-    if re.fullmatch(r"[\w.-]+/[\w.-]+(@[\w./-]+)?", repo) and not path.exists():
-        revision = None
-        if "@" in repo:
-            repo, revision = repo.split("@", 1)
-        from huggingface_hub import constants, snapshot_download
-
-        try:
-            folder = Path(snapshot_download(repo, revision=revision, local_files_only=True))
-        except Exception:
-            raise JudgeError(f"{who}: {option} {text!r} is not a folder and not in the Hugging Face cache "
-                             f"({constants.HF_HUB_CACHE}); fix: on a machine with network run `hf download {repo}` and "
-                             f"copy the cache here (hubkit never downloads), or set {option} to a local folder") from None
-        return folder, repo
-    raise JudgeError(f"{who}: {option} folder {path} not found; fix: `{download} --local-dir {path}`, or set {option} "
-                     f"to an existing folder (or a repo id in the Hugging Face cache)")
-
-
-def weight_files(folder: Path) -> list[Path]:
-    """The weight files of a transformers checkpoint folder (every safetensors / bin shard)."""
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
-    return [f for f in files if f.is_file()]
 
 
 def has_processor(folder: Path) -> bool:
@@ -153,10 +121,7 @@ class PickScoreJudge(Judge, ImageTextScorer):
         self.batch_size = int(batch_size)
         self.logit_scale = float(self.model.logit_scale.detach().float().exp().cpu())
         self.weights = {f"model/{f.name}": f for f in weights}
-        from hubkit.hashing import file_sha256
-
-        combined = hashlib.sha256("".join(f"{f.name}:{file_sha256(f)}\n" for f in weights).encode()).hexdigest()
-        self.version = f"transformers-{transformers.__version__}:{name}:{combined[:16]}"
+        self.version = f"transformers-{transformers.__version__}:{name}:{weights_digest(weights)[:16]}"
 
     def info(self) -> dict:
         return {**super().info(), "model": self.model_name, "processor": self.processor_name, "dtype": self.dtype,

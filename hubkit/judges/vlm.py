@@ -48,7 +48,6 @@ images of the same prompt; ``self.references`` says how many the judge wants per
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import string
@@ -56,6 +55,7 @@ from pathlib import Path
 from typing import Sequence
 
 from hubkit.errors import JudgeError
+from hubkit.judges.config import resolve_folder, weight_files, weights_digest
 from hubkit.judges.images import to_rgb_array
 from hubkit.judges.registry import JUDGES, Judge, Verdict
 from hubkit.judges.roles import Detector
@@ -186,32 +186,7 @@ def resolve_model(model) -> tuple[Path, str]:
     if not model:
         raise JudgeError(f"vlm needs model=<a local model folder or a Hugging Face repo id in the cache> and never "
                          f"downloads; fetch one with {WEIGHTS_HINT}")
-    text = str(model)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return path, text
-    repo = text[len("hf://"):] if text.startswith("hf://") else text
-    if re.fullmatch(r"[\w.-]+/[\w.-]+(@[\w./-]+)?", repo) and not path.exists():
-        revision = None
-        if "@" in repo:
-            repo, revision = repo.split("@", 1)
-        from huggingface_hub import constants, snapshot_download
-
-        try:
-            folder = Path(snapshot_download(repo, revision=revision, local_files_only=True))
-        except Exception:
-            raise JudgeError(f"vlm: model {text!r} is not a folder and not in the Hugging Face cache "
-                             f"({constants.HF_HUB_CACHE}); fix: on a machine with network run `hf download {repo}` "
-                             f"and copy the cache here (hubkit never downloads), or set model to a local folder") from None
-        return folder, repo
-    raise JudgeError(f"vlm: model folder {path} not found; fix: `hf download Qwen/Qwen2.5-VL-7B-Instruct --local-dir "
-                     f"{path}` (or OpenGVLab/InternVL2_5-8B-MPO-hf), or set model to an existing folder")
-
-
-def weight_files(folder: Path) -> list[Path]:
-    """The weight files of a transformers checkpoint folder (every safetensors / bin shard)."""
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
-    return [f for f in files if f.is_file()]
+    return resolve_folder("vlm", "model", model, "hf download Qwen/Qwen2.5-VL-7B-Instruct")
 
 
 @JUDGES.register("vlm")
@@ -318,9 +293,7 @@ class VLMJudge(Judge, Detector):
         self._generation = gen
 
         self.weights = {f"model/{f.name}": f for f in weights}
-        from hubkit.hashing import file_sha256
-
-        combined = hashlib.sha256("".join(f"{f.name}:{file_sha256(f)}\n" for f in weights).encode()).hexdigest()
+        combined = weights_digest(weights)
         self.name_or_path = getattr(self.model.config, "_name_or_path", "") or name
         self.model_name = name
         self.version = f"transformers-{transformers.__version__}:{self.name_or_path}:{combined[:16]}"

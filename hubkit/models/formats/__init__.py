@@ -42,17 +42,17 @@ Rules shared by all formats:
 * diffusers folders are verified against their weight files too (transformers silently re-initialises missing
   text-encoder weights).
 
-Each family of formats has its module: ``pipeline`` (diffusers-folder), ``method`` (method-config), ``lora``,
-``single_file`` (single-file), ``weights`` (unet-state-dict, text-encoder, attn-procs-lora), ``receler``;
+Each family of formats has its module: ``pipeline`` (diffusers-folder), ``method`` (method-config),
+``single_file`` (single-file), ``lora`` (lora, attn-procs-lora), ``weights`` (unet-state-dict, text-encoder), ``receler``;
 ``common`` holds what they share.
 Importing this package registers them all (``hubkit.models.registry.BUILTIN_ORDER`` fixes the order).
 """
 
 from hubkit.models.formats.pipeline import DiffusersFolder, load_pipeline_folder
 from hubkit.models.formats.method import MethodConfig
-from hubkit.models.formats.lora import Lora
+from hubkit.models.formats.lora import AttnProcsLora, Lora
 from hubkit.models.formats.single_file import SingleFile
-from hubkit.models.formats.weights import AttnProcsLora, TextEncoder, UNetStateDict
+from hubkit.models.formats.weights import TextEncoder, UNetStateDict
 from hubkit.models.formats.receler import Receler
 
 __all__ = ["AttnProcsLora", "DiffusersFolder", "Lora", "MethodConfig", "Receler", "SingleFile", "TextEncoder",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hubkit.errors import CheckpointError
@@ -29,12 +30,16 @@ class Lora:
             raise NotThisFormat("no LoRA keys (lora_A/lora_B/lora_down/lora_up)")
         return True
 
-    def load(self, path: Path, pipe, ctx) -> FormatResult:
-        file = self._file(path)
-        ins = inspect_file(file)
-        if ins.flat() is None:
+    layout: str | None = None  # recorded as lora_layout when not diffusers/peft or kohya
+
+    def _state(self, file: Path, path: Path) -> dict:
+        """The file's LoRA tensors under the keys ``pipe.load_lora_weights`` reads."""
+        if inspect_file(file).flat() is None:
             raise CheckpointError(f"{model_option(path)}: LoRA weights must be one flat state dict")
-        sd = io.load_tensors(file)
+        return io.load_tensors(file)
+
+    def load(self, path: Path, pipe, ctx) -> FormatResult:
+        sd = self._state(self._file(path), path)
         _precheck_lora(sd, pipe, path)
         n_file = sum(_is_lora_tensor(k) for k in sd)
         fuse = bool(ctx.options.get("lora_fuse", True))
@@ -55,8 +60,43 @@ class Lora:
         elif scale != 1.0:
             pipe.set_adapters(["hubkit"], adapter_weights=[scale])
         comps = sorted({k.split(".")[0] for k in sd if k.split(".")[0] in ("unet", "text_encoder")}) or ["unet"]
-        return FormatResult(pipe, {"components": comps, "lora_fused": fuse, "lora_scale": scale,
-                                   "lora_tensors": n_file})
+        details = {"components": comps, "lora_fused": fuse, "lora_scale": scale, "lora_tensors": n_file}
+        if self.layout:
+            details["lora_layout"] = self.layout
+        return FormatResult(pipe, details)
+
+
+_ATTN_PROCS_KEY = re.compile(r"^(?P<module>.+)\.processor\.(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<ud>down|up)\.weight$")
+
+
+def attn_procs_lora_to_peft(sd: dict) -> dict | None:
+    """The peft/diffusers keys (``unet.<module>.to_k.lora_A.weight``) of an attn-procs LoRA; None if not one."""
+    out = {}
+    for k, v in sd.items():
+        m = _ATTN_PROCS_KEY.match(k)
+        if m is None:
+            return None
+        proj = "to_out.0" if m["proj"] == "to_out" else m["proj"]
+        out[f"unet.{m['module']}.{proj}.lora_{'A' if m['ud'] == 'down' else 'B'}.weight"] = v
+    return out or None
+
+
+@register_format("attn-procs-lora")
+class AttnProcsLora(Lora):
+    """MACE-style LoRA attention-processor weights (diffusers <= 0.24 ``save_attn_procs``: diffusers 0.42's
+    ``load_lora_weights`` silently loads none of them), converted to peft keys and loaded like ``lora``."""
+
+    layout = "attn-procs"
+
+    def detect(self, path: Path) -> bool:
+        ins = file_inspection(self._file(path))
+        if ins.flat() is None or attn_procs_lora_to_peft(ins.flat()) is None:
+            raise NotThisFormat("not attention-processor LoRA keys (<module>.processor.to_k_lora.down.weight)")
+        return True
+
+    def _state(self, file: Path, path: Path) -> dict:
+        ins = inspect_file(file)
+        return attn_procs_lora_to_peft(io.load_tensors(file) if ins.kind == "safetensors" else ins.flat())
 
 
 def _is_lora_tensor(key: str) -> bool:

@@ -37,6 +37,7 @@ from hubkit.models.io import (
     normalise_text_keys,
     strip_common_prefix,
 )
+from hubkit.models.formats.lora import attn_procs_lora_to_peft
 from hubkit.models.registry import FormatResult, NotThisFormat, register_format
 
 
@@ -102,7 +103,7 @@ class UNetStateDict:
         ins = file_inspection(files[0])
         if is_lora_keys(ins.keys):
             raise NotThisFormat("LoRA keys")
-        if ins.flat() and attn_procs_lora_to_peft(ins.flat()) is not None:
+        if ins.flat() and attn_procs_lora_to_peft(ins.flat()) is not None:  # the attn-procs-lora format's
             raise NotThisFormat("LoRA attention-processor keys")
         if "unet" in ins.components:
             return True
@@ -221,66 +222,3 @@ class TextEncoder:
 # diffusers <= 0.24 ``unet.save_attn_procs`` of LoRA attention processors (MACE's per-concept LoRAs,
 # Shilin-LU/MACE src/cfr_lora_training.py, diffusers 0.22): ``pytorch_lora_weights.{safetensors,bin}`` with keys
 # ``<attention module>.processor.{to_q,to_k,to_v,to_out}_lora.{down,up}.weight`` (no ``unet.`` prefix).
-_ATTN_PROCS_KEY = re.compile(r"^(?P<module>.+)\.processor\.(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<ud>down|up)\.weight$")
-
-
-def attn_procs_lora_to_peft(sd: dict) -> dict | None:
-    """The peft/diffusers keys (``unet.<module>.to_k.lora_A.weight``) of an attn-procs LoRA; None if not one."""
-    out = {}
-    for k, v in sd.items():
-        m = _ATTN_PROCS_KEY.match(k)
-        if m is None:
-            return None
-        proj = "to_out.0" if m["proj"] == "to_out" else m["proj"]
-        out[f"unet.{m['module']}.{proj}.lora_{'A' if m['ud'] == 'down' else 'B'}.weight"] = v
-    return out or None
-
-
-@register_format("attn-procs-lora")
-class AttnProcsLora:
-    """MACE-style LoRA attention-processor weights, converted to peft keys and loaded like ``lora``."""
-
-    def _file(self, path: Path) -> Path:
-        from hubkit.models.formats.common import LORA_FILES
-
-        if path.is_dir():
-            for name in LORA_FILES:
-                if (path / name).is_file():
-                    return path / name
-            raise NotThisFormat(f"folder without {' or '.join(LORA_FILES)}")
-        return path
-
-    def detect(self, path: Path) -> bool:
-        ins = file_inspection(self._file(path))
-        if ins.flat() is None or attn_procs_lora_to_peft(ins.flat()) is None:
-            raise NotThisFormat("not attention-processor LoRA keys (<module>.processor.to_k_lora.down.weight)")
-        return True
-
-    def load(self, path: Path, pipe, ctx) -> FormatResult:
-        from hubkit.models.formats.lora import _precheck_lora
-
-        file = self._file(path)
-        ins = inspect_file(file)
-        flat = io.load_tensors(file) if ins.kind == "safetensors" else ins.flat()
-        sd = attn_procs_lora_to_peft(flat)
-        _precheck_lora(sd, pipe, path)
-        fuse = bool(ctx.options.get("lora_fuse", True))
-        scale = ctx.options.get("lora_scale")
-        if scale is None:
-            scale = float(ctx.metadata.get("lora_scale", 1.0))
-        try:
-            pipe.load_lora_weights(dict(sd), adapter_name="hubkit")
-        except Exception as exc:  # noqa: BLE001
-            raise wrap_error(path, "the LoRA weights", exc) from None
-        n_loaded = sum("lora_" in n for n, _ in pipe.unet.named_parameters())
-        if n_loaded < len(sd):
-            raise CheckpointError(f"{model_option(path)}: only {n_loaded} of the file's {len(sd)} LoRA tensors found "
-                                  "a module in the base UNet; is --base-model the model this LoRA was trained on?")
-        if fuse:
-            pipe.fuse_lora(lora_scale=scale, adapter_names=["hubkit"])
-            pipe.unload_lora_weights()
-        elif scale != 1.0:
-            pipe.set_adapters(["hubkit"], adapter_weights=[scale])
-        return FormatResult(pipe, {"components": ["unet"], "lora_fused": fuse, "lora_scale": scale,
-                                   "lora_tensors": len(sd), "lora_layout": "attn-procs",
-                                   **hub_method_details(None, ctx.metadata)})
