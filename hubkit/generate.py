@@ -126,43 +126,99 @@ def _device_of(pipe):
     return torch.device(device) if device is not None else torch.device("cpu")
 
 
-def generate_batches(pipe, requests: Sequence[ImageRequest], settings: GenerationSettings, batch_size: int, *,
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(exc, oom) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def _free_cached_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _call_pipe(pipe, batch: Sequence[ImageRequest], settings: GenerationSettings, device) -> list:
+    import torch
+
+    negatives = [effective_negative_prompt(r, settings) for r in batch]
+    negative = None if all(n is None for n in negatives) else [n or "" for n in negatives]
+    generators = [torch.Generator(device).manual_seed(r.seed % 2**64) for r in batch]
+    with torch.inference_mode():
+        out = pipe(
+            prompt=[r.prompt for r in batch],
+            negative_prompt=negative,
+            generator=generators,
+            num_inference_steps=settings.steps,
+            guidance_scale=settings.guidance,
+            height=settings.height,
+            width=settings.width,
+            output_type="pil",
+        )
+    images = list(out.images if hasattr(out, "images") else out[0])
+    if len(images) != len(batch):
+        raise RuntimeError(f"the pipeline returned {len(images)} images for a batch of {len(batch)}")
+    return images
+
+
+class BatchSizer:
+    """The batch size of one generation job, halved for the rest of the job whenever a batch runs out of memory.
+
+    An image depends only on its own seed, so a smaller batch gives the same pixels: halving loses or repeats
+    nothing. ``halvings`` records each halving (size before, size after) for the run's settings."""
+
+    def __init__(self, batch_size: int):
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.size = int(batch_size)
+        self.halvings: list[tuple[int, int]] = []
+
+    def halve(self) -> None:
+        self.halvings.append((self.size, max(1, self.size // 2)))
+        self.size = max(1, self.size // 2)
+
+
+def generate_batches(pipe, requests: Sequence[ImageRequest], settings: GenerationSettings, batch_size, *,
                      generator_device: str | None = "cpu",
                      on_batch: Callable[[int, list], None] | None = None) -> Iterator[tuple[int, list]]:
     """Yield ``(start, images)`` per batch of ``requests`` (``images`` are PIL, in request order).
 
-    ``on_batch(start, images)`` is called as each batch completes, before it is yielded.
+    ``batch_size`` is an int or a :class:`BatchSizer`; a batch that runs out of memory is retried at half the
+    size (and the rest of the job keeps the smaller size). ``on_batch(start, images)`` is called as each batch
+    completes, before it is yielded.
     """
     import torch
 
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    sizer = batch_size if isinstance(batch_size, BatchSizer) else BatchSizer(batch_size)
     check_dtype(pipe, settings)
     device = torch.device(generator_device) if generator_device else _device_of(pipe)
     pipe.set_progress_bar_config(disable=True)
     with scheduler_applied(pipe, settings):
-        for start in range(0, len(requests), batch_size):
-            batch = list(requests[start:start + batch_size])
-            negatives = [effective_negative_prompt(r, settings) for r in batch]
-            negative = None if all(n is None for n in negatives) else [n or "" for n in negatives]
-            generators = [torch.Generator(device).manual_seed(r.seed % 2**64) for r in batch]
-            with torch.inference_mode():
-                out = pipe(
-                    prompt=[r.prompt for r in batch],
-                    negative_prompt=negative,
-                    generator=generators,
-                    num_inference_steps=settings.steps,
-                    guidance_scale=settings.guidance,
-                    height=settings.height,
-                    width=settings.width,
-                    output_type="pil",
-                )
-            images = list(out.images if hasattr(out, "images") else out[0])
-            if len(images) != len(batch):
-                raise RuntimeError(f"the pipeline returned {len(images)} images for a batch of {len(batch)}")
+        start = 0
+        while start < len(requests):
+            batch = list(requests[start:start + sizer.size])
+            try:
+                images = _call_pipe(pipe, batch, settings, device)
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried; anything else propagates
+                if not _is_out_of_memory(exc):
+                    raise
+                if sizer.size == 1:
+                    raise ConfigError("out of memory with one image per batch; free GPU memory (other processes, "
+                                      "fewer xdist workers per GPU), use --vae-slicing/--vae-tiling or float16") from exc
+                images = None  # the exception's frames hold the failed batch's tensors: free them outside this block
+            if images is None:
+                _free_cached_memory()
+                sizer.halve()
+                continue
             if on_batch is not None:
                 on_batch(start, images)
             yield start, images
+            start += len(batch)
 
 
 def progress_bar(total: int, desc: str = "", enabled: bool = True):

@@ -39,7 +39,13 @@ _OPTIONS = {
     "--judges": ("hubkit_judges", "TOML file with a [judges] table (who judges each role, with which weights), or a "
                                   "shipped one by name (hub); default: the prompt folder's hubkit.toml", {}),
     "--trust-checkpoint": ("hubkit_trust_checkpoint", "allow full unpickling of .pt/.bin/.ckpt files (runs their code!)", {"action": "store_true"}),
+    "--dtype": ("hubkit_dtype", "weights and activations: float16, bfloat16 or float32 (default: float16 on CUDA, float32 "
+                                "elsewhere); part of every image's key", {}),
+    "--compile": ("hubkit_compile", "torch.compile the UNet (opt-in; its warm-up is timed and reported)", {"action": "store_true"}),
+    "--ray": ("hubkit_ray", "make missing images on a Ray cluster, one actor per GPU: auto (the cluster this machine "
+                            "belongs to, or a local one) or ADDRESS (ray://host:10001); needs pip install hubkit[ray]", {}),
 }
+_FLAGS = {"--trust-checkpoint", "--compile"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,7 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for flag, (ini, help_text, kwargs) in _OPTIONS.items():
         dest = ini
         group.addoption(flag, dest=dest, default=None, help=help_text, **kwargs)
-        ini_type = "linelist" if flag == "--concept" else ("bool" if flag == "--trust-checkpoint" else "string")
+        ini_type = "linelist" if flag == "--concept" else ("bool" if flag in _FLAGS else "string")
         parser.addini(ini, help=f"ini equivalent of {flag}", type=ini_type, default=None)
 
 
@@ -79,6 +85,15 @@ def run_options(config: pytest.Config) -> dict:
     if device and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
         raise _usage(f"--device / hubkit_device: {device!r} is not a device; use cpu, cuda, cuda:N or mps")
     concepts = _value(config, "hubkit_concepts") or []
+    dtype = _value(config, "hubkit_dtype")
+    if dtype:
+        from hubkit.errors import ConfigError
+        from hubkit.settings import normalise_dtype
+
+        try:
+            dtype = normalise_dtype(dtype)
+        except ConfigError:
+            raise _usage(f"--dtype / hubkit_dtype: {dtype!r} is not a dtype; use float16, bfloat16 or float32") from None
     return {
         "model": _value(config, "hubkit_model"),
         "base_model": _value(config, "hubkit_base_model"),
@@ -91,6 +106,9 @@ def run_options(config: pytest.Config) -> dict:
         "seed": seed,
         "trust_checkpoint": bool(_value(config, "hubkit_trust_checkpoint")),
         "judges": _value(config, "hubkit_judges"),
+        "dtype": dtype,
+        "compile": bool(_value(config, "hubkit_compile")),
+        "ray": _value(config, "hubkit_ray"),
     }
 
 
@@ -131,6 +149,18 @@ def join_bare_words(expression: str) -> str:
     return " ".join(out).replace("( ", "(").replace(" )", ")")
 
 
+def _group_by_concept(config: pytest.Config) -> None:
+    """``-n N`` alone means ``--dist loadgroup`` here: each concept's tests (marked ``xdist_group`` by
+    ``hubkit_fixtures.params``) go to one worker, which makes that concept's base and model images once. A
+    ``--dist`` the user gives wins."""
+    if getattr(config.option, "dist", None) != "load":
+        return
+    given = config.invocation_params.args
+    if any(a == "--dist" or a.startswith("--dist=") or a == "-d" or a == "--distload" for a in given):
+        return
+    config.option.dist = "loadgroup"
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for name, description in ASPECTS.items():
@@ -143,6 +173,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HUBKIT_CACHE_DIR", str(config.rootpath / ".hubkit-cache"))
     passive_openmp_waiting()  # before torch is imported: a busy machine must not stall torch's threads
+    _group_by_concept(config)
     config.hubkit_options = run_options(config)  # type: ignore[attr-defined]
     # Session fixtures and report hooks live in their own modules (thin layers over hubkit).
     if not config.pluginmanager.has_plugin("hubkit.fixtures"):

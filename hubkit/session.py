@@ -6,6 +6,7 @@ thin layer over a ``Session``; the same object drives a run from plain Python.
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,6 +33,9 @@ class RunConfig:
     seed: int = 0
     trust_checkpoint: bool = False
     judges: str | None = None  # --judges FILE (or a shipped table's name): the [judges] table of this run
+    dtype: str | None = None   # --dtype: None = the fast path's choice (float16 on CUDA, float32 elsewhere)
+    compile: bool = False      # --compile: torch.compile the UNet (opt-in; warm-up reported)
+    ray: str | None = None     # --ray auto|ADDRESS: missing images are made by one Ray actor per GPU
 
     @classmethod
     def from_options(cls, options: dict) -> "RunConfig":
@@ -61,8 +65,7 @@ class RunConfig:
         base = self.base_model or (str(world.base_model) if own_folder else None)
         prompts = str(world.prompts) if prompts is None else prompts
         cache = self.image_cache or ".hubkit-cache/images"
-        return RunConfig(model, base, self.concepts, prompts, self.budget, self.profile, self.device, cache,
-                         self.seed, self.trust_checkpoint, self.judges)
+        return dataclasses.replace(self, model=model, base_model=base, prompts=prompts, image_cache=cache)
 
 
 def _same_path(a, b) -> bool:
@@ -208,27 +211,50 @@ class Session:
             raise ConfigError(missing)
 
     @cached_property
-    def base(self):
+    def fastpath(self):
+        """How pipelines are set up (``hubkit.fastpath``): on CUDA float16, channels-last, VAE slicing; --dtype and
+        --compile change it."""
+        from hubkit.fastpath import FastPath
+
+        return FastPath.for_device(self.device, dtype=self.config.dtype, compile=self.config.compile)
+
+    def _load(self, spec, base):
+        import torch
+
         from hubkit.models import load_model_cached
 
         self._require_models()
-        return load_model_cached(self.config.base_model, base=None, device=self.device,
-                                 trust_checkpoint=self.config.trust_checkpoint)
+        loaded = load_model_cached(spec, base=base, device=self.device, dtype=getattr(torch, self.fastpath.dtype),
+                                   trust_checkpoint=self.config.trust_checkpoint)
+        self.fastpath.apply(loaded.pipe)
+        return loaded
+
+    @cached_property
+    def base(self):
+        return self._load(self.config.base_model, None)
 
     @cached_property
     def model(self):
-        from hubkit.models import load_model_cached
-
-        self._require_models()
-        return load_model_cached(self.config.model, base=self.config.base_model, device=self.device,
-                                 trust_checkpoint=self.config.trust_checkpoint)
+        return self._load(self.config.model, self.config.base_model)
 
     @cached_property
     def settings(self):
         from hubkit.settings import GenerationSettings
 
         self._require_models()
-        return GenerationSettings.from_model_folder(Path(self.config.base_model))
+        return GenerationSettings.from_model_folder(Path(self.config.base_model), dtype=self.fastpath.dtype)
+
+    @cached_property
+    def backend(self):
+        """Where missing images are made: this process, or Ray actors (--ray)."""
+        from hubkit.backends import LOCAL
+
+        if not self.config.ray:
+            return LOCAL
+        from hubkit.ray_backend import RayBackend
+
+        return RayBackend(self.config.ray, device=self.config.device, fastpath=self.fastpath,
+                          trust_checkpoint=self.config.trust_checkpoint)
 
     @cached_property
     def store(self):
@@ -237,11 +263,34 @@ class Session:
         return ImageStore(Path(self.config.image_cache))
 
     @cached_property
-    def batch_size(self) -> int:
+    def batch_sizer(self):
+        """The batch size of this run's generation (``hubkit.generate.BatchSizer``): on CUDA what free memory holds
+        (measured with the model under test, the hungrier of the two for inference-time methods), halved for the rest
+        of the run if a batch runs out of memory; on the CPU 64 small images or 2 SD-sized ones."""
+        from hubkit.generate import BatchSizer
+
         pixels = self.settings.height * self.settings.width
-        if self.device.startswith("cuda"):
-            return 64 if pixels <= 128 * 128 else 8
-        return 64 if pixels <= 128 * 128 else 2
+        if self.device.startswith("cuda") and not self.config.ray:
+            from hubkit.fastpath import choose_batch_size
+
+            size = choose_batch_size(self.model.pipe, self.settings, self.device)
+        else:
+            size = 64 if pixels <= 128 * 128 else (8 if self.device.startswith("cuda") else 2)
+        return BatchSizer(size)
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_sizer.size
+
+    @cached_property
+    def compile_warmup_s(self) -> dict:
+        """Seconds ``torch.compile`` took before each model's first image (--compile), measured once per model."""
+        from hubkit.fastpath import time_warmup
+
+        if not self.fastpath.compile:
+            return {}
+        return {which: round(time_warmup(loaded.pipe, self.settings, self.batch_size), 3)
+                for which, loaded in (("base", self.base), ("model", self.model))}
 
     # ---------------------------------------------------------------- judges, by role
     @cached_property
@@ -318,10 +367,34 @@ class Session:
                "settings": loaded["settings"].as_dict() if "settings" in loaded else None,
                "device": loaded.get("device"), "judges": self.judges_info(),
                "images_generated": loaded["store"].generated if "store" in loaded else 0,
+               "images_generated_by": self._generated_by_role(),
+               "fastpath": self._fastpath_record(),
                "packages": {name: version(name) for name in (
                    "hubkit", "torch", "diffusers", "transformers", "open_clip_torch", "torchmetrics", "pytest",
                    "numpy", "facenet-pytorch", "nudenet")},
                "python": platform.python_version()}
+        return out
+
+    def _generated_by_role(self) -> dict:
+        """Images this process generated, per model: ``{"base": n, "model": m}`` (0 for a model whose images were
+        all in the store already), so a second checkpoint's run shows it reused the base images."""
+        loaded = self.__dict__
+        store = loaded.get("store")
+        if store is None:
+            return {"base": 0, "model": 0}
+        return {which: store.generated_by.get(loaded[which].fingerprint, 0) if which in loaded else 0
+                for which in ("base", "model")}
+
+    def _fastpath_record(self) -> dict | None:
+        loaded = self.__dict__
+        if "fastpath" not in loaded:
+            return None
+        out = {**loaded["fastpath"].as_dict(), "backend": getattr(loaded.get("backend"), "describe", lambda: None)()}
+        if "batch_sizer" in loaded:
+            out["batch_size"] = loaded["batch_sizer"].size
+            out["batch_halvings"] = [list(h) for h in loaded["batch_sizer"].halvings]
+        if "compile_warmup_s" in loaded:
+            out["compile_warmup_s"] = loaded["compile_warmup_s"]
         return out
 
     def _manifest_where(self, key: str) -> str:
@@ -439,8 +512,10 @@ class Session:
             for p in prompts
             for j in range(per_prompt)
         ]
-        return self.store.images(loaded, requests, self.settings, batch_size=self.batch_size,
-                                 desc=desc or f"{which}: {set_name}")
+        if self.fastpath.compile:
+            self.compile_warmup_s  # noqa: B018 - warm up (and time) before the first real batch
+        return self.store.images(loaded, requests, self.settings, batch_size=self.batch_sizer,
+                                 desc=desc or f"{which}: {set_name}", backend=self.backend)
 
     def subsample(self, prompts: Sequence, n: int, salt: str):
         from hubkit.prompts import subsample

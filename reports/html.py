@@ -110,7 +110,10 @@ def summary_table(results: list[dict]) -> str:
 def pytest_html_results_table_row(report, cells):
     """pytest-html puts the test id into its table as raw HTML, and a test id holds concept and neighbour names
     from the user's prompt folder: escape it, so a name like ``<img onerror=...>`` is shown, never run."""
-    test_id = report.nodeid if report.when == "call" else f"{report.nodeid}::{report.when}"
+    from hubkit_reports.results import plain_nodeid
+
+    nodeid = plain_nodeid(report.nodeid)
+    test_id = nodeid if report.when == "call" else f"{nodeid}::{report.when}"
     if len(cells) > 1:
         cells[1] = f'<td class="col-testId">{html.escape(test_id)}</td>'
 

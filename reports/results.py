@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -71,6 +72,8 @@ def merge_runs(parts: list[dict]) -> dict:
     first = next((p for p in parts if p.get("model")), parts[0])
     out = dict(first)
     out["images_generated"] = sum(int(p.get("images_generated") or 0) for p in parts)
+    out["images_generated_by"] = {role: sum(int((p.get("images_generated_by") or {}).get(role) or 0) for p in parts)
+                                  for role in ("base", "model")}
     judges: dict = {}
     for p in parts:
         for info in p.get("judges") or ():
@@ -89,12 +92,21 @@ def pytest_sessionstart(session) -> None:
     _RUNS.clear()
 
 
+_XDIST_GROUP = re.compile(r"@(concept:.*|general)$")
+
+
+def plain_nodeid(nodeid: str) -> str:
+    """The test id without the ``@<group>`` that xdist's loadgroup appends (``hubkit_fixtures.params`` groups tests by
+    concept), so a run on N workers records the same ids as a run on one."""
+    return _XDIST_GROUP.sub("", nodeid)
+
+
 def pytest_runtest_logreport(report) -> None:
     # Runs in the controller under xdist too: user_properties travel back from the workers.
     if report.when == "call":
         for key, value in report.user_properties:
             if key == "hubkit":
-                RESULTS.append(dict(json.loads(value), test=report.nodeid, outcome=report.outcome))
+                RESULTS.append(dict(json.loads(value), test=plain_nodeid(report.nodeid), outcome=report.outcome))
 
 
 @pytest.hookimpl(optionalhook=True)
