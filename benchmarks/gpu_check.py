@@ -8,7 +8,15 @@ the layout its loader reads, then loaded and run through hubkit's own code path:
 
 * generation: an SD-1.x-sized pipeline (UNet 860 M, VAE, CLIP ViT-L text encoder) saved as a diffusers folder,
   loaded by ``hubkit.models.load_model`` and run by ``hubkit.generate.generate`` at HUB's settings (512 px,
-  50 steps, CFG 7.5, fp16); images per second and peak GPU memory;
+  50 DDIM steps, CFG 7.5, fp16); images per second and peak GPU memory;
+* batch sweep (``batch_sweep``): the same pipeline on hubkit's fast path (``FastPath.for_device("cuda")``:
+  channels-last UNet, SDPA, VAE slicing), images per second of ``generate`` at each ``--sweep`` batch size
+  (``max(batch, --sweep-images)`` images per point) and of HUB's loop (``torch.manual_seed`` once, one pipeline
+  call per image, no generator); the best batch, its speedup over HUB's loop and the bar (>= 6x);
+* UNet FLOP/s (``unet_flops``): FLOPs of one UNet forward at the CFG batch (``FlopCounterMode``) x steps = FLOPs
+  per image; the UNet alone timed on fixed inputs at the best batch (``--unet-iters`` forwards); the FLOP/s that
+  makes against the device's dense fp16 peak (a table by device name, or ``--peak-tflops``; unknown -> null) and
+  the bar (>= 0.40 of peak);
 * every judge of ``hubkit/judges/hub.toml`` at full size: ``vlm`` on Qwen2.5-VL-7B and on InternVL2.5-8B
   layouts (bf16, three references per image, greedy, ``--vlm-tokens`` new tokens: random weights never stop
   early, so this is the cost of an answer of that length), ``face-identity`` (MTCNN's real weights, a random
@@ -35,37 +43,31 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-STEPS = ("generation", "qwen2_5_vl", "internvl", "face-identity", "q16", "laion-aesthetic", "clip-score",
-         "inception", "nudenet")
+GENERATION_STEPS = ("generation", "batch_sweep", "unet_flops")
+JUDGE_STEPS = ("qwen2_5_vl", "internvl", "face-identity", "q16", "laion-aesthetic", "clip-score", "inception", "nudenet")
+STEPS = GENERATION_STEPS + JUDGE_STEPS
+
+#: the bars the two new steps are read against
+SPEEDUP_BAR = 6.0          # batched generation vs HUB's loop (one call per image, global RNG)
+FRACTION_BAR = 0.40        # UNet FLOP/s vs the device's dense fp16 peak
+
+
+def _sd_shapes():
+    import importlib.util
+    import sys
+
+    key = "hubkit_benchmarks_sd_shapes"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name("sd_shapes.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
 
 
 def sd_pipeline_folder(folder: Path, tiny: bool) -> Path:
     """An SD-1.x pipeline with random weights (``tiny``: hubkit's test-sized one), saved as a diffusers folder."""
-    import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from hubkit.testing import save_tiny_pipeline
-    from hubkit.tokenizer import clip_tokenizer
-
-    if tiny:
-        return save_tiny_pipeline(folder)
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)  # SD-1.x's config
-    vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        sample_size=512)
-    tok = clip_tokenizer()
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=768, intermediate_size=3072,
-                                        num_attention_heads=12, num_hidden_layers=12, max_position_embeddings=77,
-                                        hidden_act="quick_gelu", bos_token_id=tok.bos_token_id,
-                                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
-    sched = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
-                          steps_offset=1)
-    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=tok, scheduler=sched,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipe.to(dtype=torch.float16).save_pretrained(str(folder), safe_serialization=True)
-    return folder
+    return _sd_shapes().sd_pipeline_folder(folder, tiny)
 
 
 def judge_files(folder: Path, tiny: bool, device: str, steps: set) -> dict:
@@ -138,6 +140,46 @@ class Meter:
         return False
 
 
+def run_batch_sweep(pipe, settings, device: str, batches, min_images: int) -> dict:
+    """Images/s of hubkit's path at each batch size and of HUB's loop (batch 1, global RNG), same pipeline (already
+    on the fast path) and settings; ``max(batch, min_images)`` images per point (HUB's loop: ``min_images``)."""
+    sd = _sd_shapes()
+    with Meter(device) as meter:
+        rates = sd.measure_variants(pipe, settings, lambda bs: max(bs, min_images), batches, device)
+    batched = rates["batched"]
+    best = max(batched, key=batched.get)
+    speedup = batched[best] / rates["hub_loop"]
+    return {"step": "batch_sweep", "settings": settings.as_dict(), "images_per_s": round(batched[best], 3),
+            "best_batch": best, "hub_loop_images_per_s": round(rates["hub_loop"], 3),
+            "by_batch_images_per_s": {str(bs): round(v, 3) for bs, v in batched.items()},
+            "images_per_point": {str(k): v for k, v in rates["n"].items()},
+            "speedup": round(speedup, 2), "bar": f">= {SPEEDUP_BAR:g}x hub loop", "meets_bar": speedup >= SPEEDUP_BAR,
+            "seconds": round(meter.seconds, 1), "peak_mib": meter.peak_mib and round(meter.peak_mib, 1)}
+
+
+def run_unet_flops(pipe, settings, device: str, batch: int, iters: int, peak_tflops: float | None) -> dict:
+    """The fraction of the device's dense fp16 peak that the UNet reaches at ``batch`` images per forward."""
+    import torch
+
+    sd = _sd_shapes()
+    name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else device
+    peak = peak_tflops * 1e12 if peak_tflops else sd.peak_fp16_flops(name)
+    with Meter(device) as meter:
+        got = sd.unet_fraction_of_peak(pipe, settings, batch, iters, peak)
+    record = {"step": "unet_flops", "settings": settings.as_dict(), "images_per_s": round(1 / got["unet_s_per_image"], 3),
+              "unet_batch": batch, "unet_flops_per_image": got["unet_flops_per_image"],
+              "unet_flops_per_forward_cfg": got["unet_flops_per_forward_cfg"],
+              "unet_s_per_image": round(got["unet_s_per_image"], 5),
+              "unet_tflops_achieved": round(got["unet_tflops_achieved"], 4),
+              "peak_tflops": got["peak_tflops"], "peak_source": "--peak-tflops" if peak_tflops else
+              ("table" if peak else f"unknown: {name!r} is not in the peak table"),
+              "fraction_of_peak": None if got["fraction_of_peak"] is None else round(got["fraction_of_peak"], 4),
+              "bar": f">= {FRACTION_BAR:.2f}", "iters": iters, "seconds": round(meter.seconds, 1),
+              "peak_mib": meter.peak_mib and round(meter.peak_mib, 1)}
+    record["meets_bar"] = None if record["fraction_of_peak"] is None else record["fraction_of_peak"] >= FRACTION_BAR
+    return record
+
+
 def run_judge(step: str, options: dict, images: list, device: str) -> dict:
     from hubkit.judges import JUDGES
 
@@ -178,12 +220,20 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=8, help="images generated and judged per step")
     parser.add_argument("--vlm-tokens", type=int, default=32, help="new tokens per VLM answer")
     parser.add_argument("--skip", action="append", default=[], choices=STEPS)
+    parser.add_argument("--sweep", default=None,
+                        help="batch sizes of the batch sweep (default: 1,4,8,16,32; --tiny: 1,2)")
+    parser.add_argument("--sweep-images", type=int, default=None,
+                        help="images per sweep point at least (a point times max(batch, this); default 4, --tiny 2)")
+    parser.add_argument("--unet-iters", type=int, default=None, help="timed UNet forwards (default 20, --tiny 2)")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the device's dense fp16 peak in TFLOP/s, for a device not in the table")
     parser.add_argument("--record", action="store_true", help="append --tiny results to benchmarks/results.jsonl too")
     parser.add_argument("--work", default=None, help="where the random checkpoints go (default: a temporary folder)")
     args = parser.parse_args(argv)
 
     import torch
 
+    from hubkit.fastpath import FastPath
     from hubkit.generate import ImageRequest, generate
     from hubkit.models import load_model
     from hubkit.settings import GenerationSettings
@@ -205,8 +255,10 @@ def main(argv=None) -> int:
 
     try:
         dtype = torch.float32 if args.tiny else torch.float16
-        settings = (GenerationSettings(steps=2, guidance=7.5, height=64, width=64, dtype="float32") if args.tiny else
-                    GenerationSettings(steps=50, guidance=7.5, height=512, width=512, dtype="float16"))
+        settings = (GenerationSettings(steps=2, guidance=7.5, height=64, width=64, dtype="float32",
+                                       scheduler="DDIMScheduler") if args.tiny else
+                    GenerationSettings(steps=50, guidance=7.5, height=512, width=512, dtype="float16",
+                                       scheduler="DDIMScheduler"))
         t0 = time.perf_counter()
         folder = sd_pipeline_folder(work / "sd", args.tiny)
         write_s = time.perf_counter() - t0
@@ -221,9 +273,33 @@ def main(argv=None) -> int:
             emit({"step": "generation", "images": len(images), "settings": settings.as_dict(),
                   "write_s": round(write_s, 1), "load_s": round(load.seconds, 2),
                   "images_per_s": round(len(images) / gen.seconds, 3), "peak_mib": gen.peak_mib and round(gen.peak_mib, 1)})
+        if steps & {"batch_sweep", "unet_flops"}:
+            # the fast path (channels-last UNet, SDPA, VAE slicing; fp16 on CUDA). --tiny turns channels-last and
+            # slicing on on the CPU too, so that the test runs the same switches
+            fast = (FastPath(dtype=settings.dtype, channels_last=True, vae_slicing=True) if args.tiny else
+                    FastPath.for_device(device, dtype=settings.dtype))
+            applied = fast.apply(model.pipe)
+            batches = sorted({int(b) for b in (args.sweep or ("1,2" if args.tiny else "1,4,8,16,32")).split(",")})
+            best = max(batches)
+            if "batch_sweep" in steps:
+                try:
+                    record = run_batch_sweep(model.pipe, settings, device, batches,
+                                             args.sweep_images or (2 if args.tiny else 4))
+                    best = record["best_batch"]
+                    emit({**record, "fastpath": applied})
+                except Exception as exc:  # noqa: BLE001 - the other steps' numbers still count
+                    emit({"step": "batch_sweep", "error": f"{type(exc).__name__}: {exc}"[:500]})
+            if "unet_flops" in steps:
+                try:
+                    emit({**run_unet_flops(model.pipe, settings, device, best, args.unet_iters or (2 if args.tiny else 20),
+                                           args.peak_tflops), "fastpath": applied})
+                except Exception as exc:  # noqa: BLE001
+                    emit({"step": "unet_flops", "error": f"{type(exc).__name__}: {exc}"[:500]})
         del model
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
         files = judge_files(work / "judges", args.tiny, device, steps)
-        for step in STEPS[1:]:
+        for step in JUDGE_STEPS:
             if step not in steps:
                 continue
             options = dict(files[step])

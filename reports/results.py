@@ -147,13 +147,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus):
     is never silent and never loses the numbers: they go to a temporary file instead and the run exits
     with one line naming both paths and the cause.
     """
-    result = yield
     config = session.config
     if hasattr(config, "workerinput"):  # an xdist worker: hand its description to the controller
+        # before yielding: xdist's own sessionfinish wrapper sends workeroutput as soon as the inner hooks are done,
+        # which is before this outermost wrapper's code after ``yield`` would run
         described = _describe(config)
         if described:
             config.workeroutput["hubkit_run"] = json.dumps(described, default=str)
-    elif RESULTS:
+    result = yield
+    if not hasattr(config, "workerinput") and RESULTS:
         document = {"schema": SCHEMA, "run": run_header(config, exitstatus), "records": RESULTS}
         write_results(results_path(config), document)
     return result
