@@ -317,7 +317,8 @@ class Session:
         if not isinstance(spec, JudgeSpec):
             spec = JudgeSpec.named(spec)
         if spec.key not in self._judges:
-            built = spec.build()
+            # on a GPU run the judges run there too, unless their table pins a device
+            built = (spec.on_device(self.device) if self.device != "cpu" else spec).build()
             built.label = spec.label or spec.judge
             self._judges[spec.key] = built
         return self._judges[spec.key]

@@ -211,3 +211,15 @@ def test_n_workers_group_tests_by_concept(pytester, args, dist):
     pytester.makepyfile("def test_x(): pass")
     pytester.runpytest(*args).assert_outcomes(passed=1)
     assert (pytester.path / "dist.txt").read_text() == dist
+
+
+def test_judges_follow_the_run_onto_its_device_unless_their_table_pins_one():
+    from hubkit.judges.config import JudgeSpec
+
+    spec = JudgeSpec("clip-score", '{"batch_size": 8}', "clip-score")
+    moved = spec.on_device("cuda:1")
+    assert moved.options == {"batch_size": 8, "device": "cuda:1"}
+    pinned = JudgeSpec("clip-score", '{"device": "cpu"}', "clip-score")
+    assert pinned.on_device("cuda:1") is pinned
+    # a judge without a device option is left as it is
+    assert JudgeSpec.named("micro-detector").on_device("cuda") == JudgeSpec.named("micro-detector")

@@ -32,6 +32,7 @@ that names the file, the role and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import re
@@ -90,6 +91,21 @@ class JudgeSpec:
         from hubkit.judges import JUDGES
 
         return JUDGES.get(self.judge)
+
+    def on_device(self, device: str) -> "JudgeSpec":
+        """This spec with ``device`` added, when the judge takes a ``device`` option and the table set none: a run on a
+        GPU judges on it too (in the judge's own batches) unless the table pins a device. (A session memoises judges by
+        the configured spec's ``key``, taken before this.)"""
+        options = self.options
+        if "device" in options:
+            return self
+        try:
+            accepts = "device" in inspect.signature(self.judge_class().__init__).parameters
+        except (TypeError, ValueError):
+            accepts = False
+        if not accepts:
+            return self
+        return dataclasses.replace(self, options_json=json.dumps({**options, "device": device}, sort_keys=True))
 
     def resolved_options(self) -> dict:
         """The options with every file option resolved to an existing local path (one-line JudgeError if not)."""
