@@ -189,6 +189,9 @@ class Session:
         if expanded and all(found):
             return list(dict.fromkeys(info.name for info in found))
         if not declared and self.uses_world_folder:
+            what = f"--model {self.config.model}" if self.config.model else "the run"
+            self.notice(f"{what} declares no concept (no `concept` in its hubkit.json or weights metadata): evaluating "
+                        f"all {len(known)} concepts of {self.config.prompts}; name the erased one with --concept NAME")
             return list(known)
         why = (f"the checkpoint declares {', '.join(map(repr, declared))}, which this folder does not have" if declared
                else "no --model is given" if self.config.model is None else "the checkpoint declares no concept")
@@ -196,6 +199,28 @@ class Session:
 
     def concept(self, name: str):
         return self.prompts.concepts[name]
+
+    # ---------------------------------------------------------------- notices
+    @cached_property
+    def notices(self) -> list[str]:
+        """One-line notices about the run itself (not a check's verdict): shown before the first test, in the report's
+        banner and in results.json."""
+        return []
+
+    def notice(self, text: str) -> None:
+        if text not in self.notices:
+            self.notices.append(text)
+
+    def check_model_is_not_base(self) -> None:
+        """A notice, before any image is made, when --model has the base model's weights: its numbers then describe
+        the base itself (which is what a leaderboard's "Original" row wants, so it is no error)."""
+        if self.missing_models():
+            return
+        model, base = self.model, self.base
+        if model.fingerprint == base.fingerprint:
+            self.notice(f"--model {self.config.model} has the same weights as --base-model {self.config.base_model} "
+                        f"(fingerprint {model.fingerprint[:12]}): every number describes the base model itself, not an "
+                        "erasure")
 
     # ---------------------------------------------------------------- heavy objects
     @cached_property
@@ -370,6 +395,7 @@ class Session:
                "images_generated": loaded["store"].generated if "store" in loaded else 0,
                "images_generated_by": self._generated_by_role(),
                "fastpath": self._fastpath_record(),
+               "notices": list(loaded.get("notices", ())),
                "packages": {name: version(name) for name in (
                    "hubkit", "torch", "diffusers", "transformers", "open_clip_torch", "torchmetrics", "pytest",
                    "numpy", "facenet-pytorch", "nudenet")},

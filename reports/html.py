@@ -133,8 +133,11 @@ def pytest_html_results_summary(prefix, summary, postfix, session):
     shown = {k: v for k, v in resolved.items() if v not in (None, [], (), False)}
     from hubkit_reports.summary import summary_html  # here: summary imports judge_cell from this module
 
+    from hubkit_reports.results import run_notices
+
     prefix.append(summary_html(_RESULTS, failed_tests=getattr(session, "testsfailed", None),
-                               settings=", ".join(f"{k}={v}" for k, v in shown.items())))
+                               settings=", ".join(f"{k}={v}" for k, v in shown.items()),
+                               notices=run_notices(session.config)))
     prefix.append("<div class='hubkit-report'><h2>Every measured number</h2>" + summary_table(_RESULTS)
                   + prompt_folder_section(_RESULTS) + "</div>")
 

@@ -79,6 +79,7 @@ def merge_runs(parts: list[dict]) -> dict:
         for info in p.get("judges") or ():
             judges.setdefault((info.get("name"), info.get("version"), info.get("configured_as")), info)
     out["judges"] = list(judges.values())
+    out["notices"] = list(dict.fromkeys(n for p in parts for n in p.get("notices") or ()))
     out["processes"] = len(parts)
     return out
 
@@ -115,6 +116,11 @@ def pytest_testnodedown(node, error) -> None:
     described = getattr(node, "workeroutput", {}).get("hubkit_run")
     if described:
         _RUNS.append(json.loads(described))
+
+
+def run_notices(config: pytest.Config) -> list[str]:
+    """The run's notices (``Session.notices``) from this process and every xdist worker, each once."""
+    return merge_runs([*_RUNS, _describe(config) or {}]).get("notices", [])
 
 
 def results_path(config: pytest.Config) -> Path:

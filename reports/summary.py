@@ -441,10 +441,21 @@ def click_script(records: list[dict]) -> str:
     return _CLICK % json.dumps(full).replace("<", "\\u003c")  # no "</script>" or "<!--" can end the block
 
 
-def summary_html(records: list[dict], *, failed_tests: int | None = None, settings: str = "") -> str:
-    """The whole summary: banner, Table 3 lines, chart, per-concept sections."""
+def notices_html(notices) -> str:
+    """The run's notices (a model equal to the base, a checkpoint without a declared concept) right under the verdict."""
+    if not notices:
+        return ""
+    items = "".join(f"<li>{_e(n)}</li>" for n in notices)
+    return ("<div class='hubkit-notices' style='background:#fff3cd;border:1px solid #c9a227;padding:4px 14px;"
+            f"margin:6px 0'><b>Notice</b><ul style='margin:2px 0'>{items}</ul></div>")
+
+
+def summary_html(records: list[dict], *, failed_tests: int | None = None, settings: str = "",
+                 notices=()) -> str:
+    """The whole summary: banner, notices, Table 3 lines, chart, per-concept sections."""
     lines = table3_lines(records)
     return (STYLE + "<div class='hubkit-report'><h2>Unlearning report</h2>" + banner(records, failed_tests)
+            + notices_html(notices)
             + (f"<p><small>{_e(settings)}</small></p>" if settings else "")
             + "<h3>At a glance: HUB's Table 3 columns</h3>" + table3_table(lines)
             + "<h3>Relative to the base model</h3>" + chart_svg(lines) + f"<p><small>{CHART_NOTE}</small></p>"

@@ -36,8 +36,11 @@ def cluster():
     # (gRPC), so the conftest's socket guard neither sees nor refuses it: nothing leaves the machine either way
     ray.init(num_cpus=4, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
              configure_logging=False)
+    # a cluster started by ray.init uses token authentication (Ray >= 2.5x; the token is in ~/.ray/auth_token): a
+    # driver joining it must be in the same mode
+    auth = {k: os.environ[k] for k in ("RAY_AUTH_MODE",) if k in os.environ}
     try:
-        yield ray.get_runtime_context().gcs_address
+        yield {"RAY_ADDRESS": ray.get_runtime_context().gcs_address, **auth}
     finally:
         ray.shutdown()
 
@@ -180,7 +183,7 @@ def test_pytest_suites_with_ray_records_what_a_local_run_records(cluster, tmp_pa
     checkpoint = _checkpoint_file(paths.unlearned("esd-pointelli"))
     runs = {}
     for name, extra, env in (("local", [], ENV),
-                             ("ray", ["--ray", "auto"], {**ENV, "RAY_ADDRESS": cluster, "HUBKIT_RAY_ACTORS": "2"})):
+                             ("ray", ["--ray", "auto"], {**ENV, **cluster, "HUBKIT_RAY_ACTORS": "2"})):
         work = tmp_path / name
         shutil.copytree(REPO / "suites", work / "suites", ignore=shutil.ignore_patterns("__pycache__"))
         proc = subprocess.run(
