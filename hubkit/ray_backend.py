@@ -14,22 +14,26 @@ Environment:
 * ``HUBKIT_RAY_ACTORS``: how many actors (default: one per GPU of the cluster, or one per CPU when it has none);
 * ``HUBKIT_RAY_NODE_IP``: this machine's address in the cluster, for a machine with several (Ray's
   ``_node_ip_address``; default: Ray's own guess). A Ray instance started here (``--ray auto`` without a running
-  cluster) serves this run only and stops with it. Ray (2.5x and later) never registers a node as 127.0.0.1: it
-  swaps loopback for the machine's own address, so even a local instance listens there.
+  cluster) serves this run only and stops with it. Ray (2.60, checked) never registers a node as 127.0.0.1: it swaps
+  loopback for the machine's own address, so even a local instance listens there.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from collections import deque
+from pathlib import Path
 
 from hubkit.errors import ConfigError
 
 #: a killed actor is restarted (and its in-flight batch re-run by Ray) this many times
 MAX_RESTARTS = 3
 MAX_TASK_RETRIES = 3
-#: after Ray gave up on an actor, its batch is given to a live or fresh actor this many times more
+#: after Ray gave up on an actor, its batch is given to a fresh actor this many times more
 RESUBMITS = 3
+#: seconds for every actor to be placed and started (import torch); longer means the cluster lacks the resources
+ACTOR_START_S = 600
 
 
 def _import_ray():
@@ -38,6 +42,23 @@ def _import_ray():
     except ImportError:
         raise ConfigError("--ray needs Ray: pip install 'hubkit[ray]' (or pip install ray)") from None
     return ray
+
+
+def _fix_hint() -> str:
+    return ("start the cluster with `ray start --head` (and `ray start --address=HEAD:6379` on the other nodes), then "
+            "use --ray auto on a node of it, or pass its address (HEAD:6379 or ray://HEAD:10001)")
+
+
+def _probe(address: str) -> None:
+    """Fail in seconds on a HOST:PORT nothing listens on (ray.init retries it for minutes)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as exc:
+        raise ConfigError(f"--ray {address}: nothing answers there ({type(exc).__name__}: {exc}); "
+                          + _fix_hint()) from None
 
 
 def connect(address: str):
@@ -54,28 +75,29 @@ def connect(address: str):
             except ConnectionError:  # no cluster running: a private one on this machine
                 ray.init(include_dashboard=False, log_to_driver=False, **joined)
         else:
+            _probe(address)
             ray.init(address=address, log_to_driver=False, **joined)
+    except ConfigError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure to connect is one usage error
         why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        raise ConfigError(f"--ray {address}: cannot connect to Ray ({why}); start the cluster with `ray start --head` "
-                          "(and `ray start --address=HEAD:6379` on the other nodes), then use --ray auto on a node of "
-                          "it, or pass its address (HEAD:6379 or ray://HEAD:10001)") from None
+        raise ConfigError(f"--ray {address}: cannot connect to Ray ({why}); " + _fix_hint() + " (a cluster with "
+                          "token authentication also needs its token here: ~/.ray/auth_token or RAY_AUTH_TOKEN, "
+                          "with RAY_AUTH_MODE=token)") from None
     return ray
 
 
 class _Generator:
-    """One Ray actor: holds the pipelines it loaded (by fingerprint) and generates batches with them."""
+    """One Ray actor: holds the pipelines it loaded and generates batches with them."""
 
-    def __init__(self, fastpath, trust_checkpoint: bool):
+    def __init__(self):
         import ray
         import torch
 
-        self.fastpath = fastpath
-        self.trust_checkpoint = trust_checkpoint
         self.device = "cuda" if ray.get_gpu_ids() else "cpu"
         if self.device == "cpu":
             torch.set_num_threads(1)  # one CPU per actor: more threads only fight the other actors for cores
-        self.pipes: dict[str, object] = {}
+        self.pipes: dict[tuple, object] = {}
         # the address the node joined the cluster with (ray.util.get_node_ip_address guesses from the routes)
         me = ray.get_runtime_context().get_node_id()
         self.node = next((n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == me), me)
@@ -83,24 +105,28 @@ class _Generator:
     def where(self) -> dict:
         return {"node": self.node, "pid": os.getpid(), "device": self.device}
 
-    def _pipe(self, fingerprint: str, source: str, base: str | None, trust_checkpoint: bool):
-        if fingerprint in self.pipes:
-            return self.pipes[fingerprint]
+    def _pipe(self, fingerprint: str, source: str, base: str | None, trust_checkpoint: bool, dtype: str, fastpath):
+        """The driver's pipeline, loaded here from the same files in the same dtype and set up the same way (so
+        every image has the key the driver computed for it)."""
+        wanted = (fingerprint, dtype, fastpath)
+        if wanted in self.pipes:
+            return self.pipes[wanted]
         import torch
 
         from hubkit.models import load_model_cached
 
-        loaded = load_model_cached(source, base=base, device=self.device, dtype=getattr(torch, self.fastpath.dtype),
+        loaded = load_model_cached(source, base=base, device=self.device, dtype=getattr(torch, dtype),
                                    trust_checkpoint=trust_checkpoint)
-        self.fastpath.apply(loaded.pipe)
         if loaded.fingerprint != fingerprint:
-            raise ConfigError(f"the model on Ray node {self.node} has fingerprint "
-                              f"{loaded.fingerprint[:16]}, the driver's is {fingerprint[:16]}: every node must see "
-                              f"the same files at {source}" + (f" and {base}" if base else ""))
-        # the base and the model under test are what a run uses; older pipelines are let go
+            raise ConfigError(f"the model on Ray node {self.node} has fingerprint {loaded.fingerprint[:16]}, the "
+                              f"driver's is {fingerprint[:16]}: every node must see the same files at {source}"
+                              + (f" and {base}" if base else ""))
+        if fastpath is not None:
+            fastpath.apply(loaded.pipe)
+        # a run uses the base and the model under test: older pipelines are let go
         while len(self.pipes) >= 2:
             self.pipes.pop(next(iter(self.pipes)))
-        self.pipes[fingerprint] = loaded.pipe
+        self.pipes[wanted] = loaded.pipe
         return loaded.pipe
 
     def generate(self, model: dict, requests, settings, batch_size: int, generator_device):
@@ -121,9 +147,10 @@ class RayBackend:
     """Batches fanned out to Ray actors (``hubkit.backends`` contract); actors live from the first run to exit.
 
     ``address``: ``"auto"`` or a Ray address. ``device``: the run's ``--device`` (``cpu`` keeps to CPU actors even
-    on a GPU cluster). ``fastpath``: how the driver set its pipelines up (``hubkit.fastpath.FastPath``); actors do
-    the same, so their images have the driver's store keys. ``actors``: how many (default ``HUBKIT_RAY_ACTORS``,
-    else one per GPU of the cluster, else one per CPU).
+    on a GPU cluster). ``fastpath``: the run's ``hubkit.fastpath.FastPath``, the one the session set the driver's
+    pipelines up with; each actor loads a model in the dtype of the driver's pipeline and applies the fast path that
+    pipeline carries, so its images have the keys the driver's store computed. ``actors``: how many (default
+    ``HUBKIT_RAY_ACTORS``, else one per GPU of the cluster, else one per CPU).
     """
 
     name = "ray"
@@ -167,14 +194,24 @@ class RayBackend:
         cls = self._ray.remote(_Generator).options(
             num_gpus=self.gpus_per_actor, num_cpus=0 if self.gpus_per_actor else 1,
             max_restarts=self.max_restarts, max_task_retries=self.max_task_retries)
-        return cls.remote(self.fastpath, self.trust_checkpoint)
+        return cls.remote()
 
     def _start_actors(self) -> None:
         if self._actors:
             return
         self._actors = [self._new_actor() for _ in range(self.parallelism)]
-        # also waits until every actor is up, so a cluster that cannot place them says so here
-        self._where = self._ray.get([a.where.remote() for a in self._actors])
+        # waits until every actor is up, so a cluster that cannot place them says so here instead of hanging
+        try:
+            self._where = self._ray.get([a.where.remote() for a in self._actors], timeout=ACTOR_START_S)
+        except self._ray.exceptions.GetTimeoutError:
+            for actor in self._actors:
+                self._ray.kill(actor)
+            self._actors = []
+            need = f"{self.gpus_per_actor} GPU" if self.gpus_per_actor else "1 CPU"
+            raise ConfigError(f"--ray {self.address}: {self.parallelism} actors with {need} each did not start within "
+                              f"{ACTOR_START_S} s; the cluster has {self._ray.available_resources()} free (another "
+                              "run or pytest-xdist worker holding them? use --ray without -n, or set "
+                              "HUBKIT_RAY_ACTORS lower)") from None
 
     def _replace(self, dead):
         """A fresh actor in place of one Ray gave up on."""
@@ -187,14 +224,18 @@ class RayBackend:
     def run(self, model, requests, settings, batch_size, generator_device, on_batch) -> None:
         from PIL import Image
 
-        from hubkit.generate import BatchSizer
+        from hubkit.generate import BatchSizer, pipe_dtype
 
         ray = self._ray
         self._start_actors()
         sizer = batch_size if isinstance(batch_size, BatchSizer) else None
         size = sizer.size if sizer else int(batch_size)
-        job = {"fingerprint": model.fingerprint, "source": str(model.source), "base": model.details.get("base"),
-               "trust_checkpoint": bool(model.details.get("trust_checkpoint", self.trust_checkpoint))}
+        base = model.details.get("base")
+        # absolute: an actor's working directory is not the driver's
+        job = {"fingerprint": model.fingerprint, "source": str(Path(model.source).resolve()),
+               "base": str(Path(base).resolve()) if base else None,
+               "trust_checkpoint": bool(model.details.get("trust_checkpoint", self.trust_checkpoint)),
+               "dtype": pipe_dtype(model.pipe), "fastpath": getattr(model.pipe, "_hubkit_fastpath", None)}
         queue = deque((s, list(requests[s:s + size])) for s in range(0, len(requests), size))
         idle = list(self._actors)
         running: dict = {}  # object ref -> (start, batch, actor)

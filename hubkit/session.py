@@ -271,15 +271,23 @@ class Session:
 
     @cached_property
     def backend(self):
-        """Where missing images are made: this process, or Ray actors (--ray)."""
+        """Where missing images are made: this process, or Ray actors (--ray). A cluster that cannot be reached is
+        tried once: every later check gets the same one-line error at once."""
         from hubkit.backends import LOCAL
 
         if not self.config.ray:
             return LOCAL
+        failed = self.__dict__.get("_backend_error")
+        if failed is not None:
+            raise failed
         from hubkit.ray_backend import RayBackend
 
-        return RayBackend(self.config.ray, device=self.config.device, fastpath=self.fastpath,
-                          trust_checkpoint=self.config.trust_checkpoint)
+        try:
+            return RayBackend(self.config.ray, device=self.config.device, fastpath=self.fastpath,
+                              trust_checkpoint=self.config.trust_checkpoint)
+        except HubkitError as exc:
+            self.__dict__["_backend_error"] = exc
+            raise
 
     @cached_property
     def store(self):
@@ -300,7 +308,8 @@ class Session:
 
             size = choose_batch_size(self.model.pipe, self.settings, self.device)
         else:
-            size = 64 if pixels <= 128 * 128 else (8 if self.device.startswith("cuda") else 2)
+            # with --ray the actors (usually GPUs) generate, whatever this machine has
+            size = 64 if pixels <= 128 * 128 else (8 if self.device.startswith("cuda") or self.config.ray else 2)
         return BatchSizer(size)
 
     @property

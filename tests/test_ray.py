@@ -1,7 +1,8 @@
 """``--ray``: images made by Ray actors are the images a local run makes, once each, even when an actor is killed.
 
-A private Ray instance runs on this machine for this module, with 4 logical CPUs: 2 for this module's actors, 2 for the actors of the ``pytest suites --ray auto`` child run, which
-joins it. Everything uses the micro world's base model (64 px, 20 steps).
+A private Ray instance runs on this machine for this module, with 4 logical CPUs: 2 for this module's actors, 2 for
+the actors of the ``pytest suites --ray auto`` child run, which joins it. Everything uses the micro world's base model
+(64 px, 20 steps).
 """
 
 from __future__ import annotations
@@ -136,31 +137,28 @@ def test_killed_actors_batches_are_run_again(backend, model, settings, requests,
 
 
 def test_actor_that_ray_gave_up_on_is_replaced(cluster, model, settings, requests, local):
-    """Without restarts, a killed actor's batch fails with ActorDiedError: the backend gives it to a fresh actor."""
+    """Without restarts, a dead actor's batch fails with ActorDiedError: the backend gives it to a fresh actor."""
     from hubkit.fastpath import FastPath
     from hubkit.ray_backend import RayBackend
 
     fragile = RayBackend("auto", device="cpu", fastpath=FastPath.for_device("cpu"), trust_checkpoint=False, actors=1)
     fragile.max_restarts = fragile.max_task_retries = 0
     fragile._start_actors()
-    first = fragile._actors[0]
+    dead = fragile._actors[0]
+    ray.kill(dead, no_restart=True)
     got: dict[int, list] = {}
-    killed = []
 
     def on_batch(start, images):
+        assert start not in got, f"batch {start} delivered twice"
         got[start] = images
-        if not killed:  # the next batch goes to a dead actor
-            killed.append(ray.kill(first, no_restart=True))
 
     try:
-        fragile.run(model, requests[:8], settings, BATCH, "cpu", on_batch)
+        fragile.run(model, requests[:BATCH], settings, BATCH, "cpu", on_batch)
     finally:
         for actor in fragile._actors:
             ray.kill(actor)
-    assert killed and fragile._actors[0] is not first
-    assert sorted(got) == [0, BATCH]
-    images = [im for start in sorted(got) for im in got[start]]
-    assert all(np.array_equal(pixels(im), expected) for im, expected in zip(images, local[:8], strict=True))
+    assert fragile._actors[0] is not dead and list(got) == [0]
+    assert all(np.array_equal(pixels(im), expected) for im, expected in zip(got[0], local[:BATCH], strict=True))
 
 
 def test_generation_error_reaches_the_caller(backend, model, settings, requests, tmp_path):
@@ -172,6 +170,17 @@ def test_generation_error_reaches_the_caller(backend, model, settings, requests,
         store.ensure(model, requests[:2], settings.replace(dtype="float16"), batch_size=BATCH, progress=False,
                      backend=backend)
     assert store.generated == 0
+
+
+def test_without_ray_or_cluster_one_line_says_what_to_do(monkeypatch):
+    from hubkit.errors import ConfigError
+    from hubkit.ray_backend import _import_ray, _probe
+
+    with pytest.raises(ConfigError, match="--ray 127.0.0.1:1: nothing answers there .*ray start --head"):
+        _probe("127.0.0.1:1")
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails, as without the package
+    with pytest.raises(ConfigError, match=r"--ray needs Ray: pip install 'hubkit\[ray\]'"):
+        _import_ray()
 
 
 def test_pytest_suites_with_ray_records_what_a_local_run_records(cluster, tmp_path):
@@ -189,10 +198,12 @@ def test_pytest_suites_with_ray_records_what_a_local_run_records(cluster, tmp_pa
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "suites", "--rootdir", str(work), "--model", str(checkpoint),
              "--concept", "Pointelli", "--budget", "smoke", "--image-cache", str(work / "images"),
-             "-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-k", "Pointelli and faithfulness", *extra],
+             "-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-k", "Pointelli and faithfulness and not vs_base",
+             *extra],
             cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=WAIT_S)
         # smoke's 16 images cannot settle a proportion: those tests fail (exit 1) as inconclusive, in both runs
-        assert proc.returncode in (0, 1) and " passed" in proc.stdout, proc.stdout[-3000:]
+        summary = proc.stdout.strip().splitlines()[-1]
+        assert proc.returncode in (0, 1) and " passed" in summary and "error" not in summary, proc.stdout[-3000:]
         runs[name] = load_results(work / "reports" / "results.json")
 
     def values(records):
