@@ -55,7 +55,13 @@ def write_clip_vocab(folder: Path) -> Path:
 def _cached_folder() -> Path:
     import tempfile
 
-    return write_clip_vocab(Path(tempfile.mkdtemp(prefix="hubkit-clip-vocab-")))
+    # removed when the process ends (the object's finaliser): a folder per process used to stay in /tmp for good
+    global _VOCAB_DIR
+    _VOCAB_DIR = tempfile.TemporaryDirectory(prefix="hubkit-clip-vocab-")
+    return write_clip_vocab(Path(_VOCAB_DIR.name))
+
+
+_VOCAB_DIR = None
 
 
 def clip_tokenizer(model_max_length: int = 77):

@@ -500,3 +500,18 @@ def test_no_silent_except_around_a_write():
     found = [(line, where, caught, writes) for line, where, caught, writes in silent_handlers() if writes]
     new = [f for f in found if f[1] not in KNOWN_SILENT_WRITES]
     assert new == [], f"`except ...: pass` around a write (results, images or reports must never fail silently): {new}"
+
+
+def test_no_temporary_folder_outlives_the_process(tmp_path):
+    """The offline CLIP vocabulary and open_clip's custom configs are written to temporary folders: they go when the
+    process ends (they used to stay, 1.5 MB per process)."""
+    code = (
+        "import json, tempfile\n"
+        "from hubkit.tokenizer import clip_tokenizer\n"
+        "from hubkit.judges.openclip import register_config\n"
+        "assert len(clip_tokenizer()) == 49408\n"
+        "register_config('test', 'hubkit-test-arch', {'embed_dim': 8, 'vision_cfg': {}, 'text_cfg': {}})\n"
+    )
+    env = {**ENV, "TMPDIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("hubkit")] == []  # (torch keeps its own)

@@ -40,9 +40,10 @@ def register_config(who: str, arch: str, model_config) -> None:
         cfg = json.loads(path.read_text())
     else:
         cfg = dict(model_config)
-    folder = Path(tempfile.mkdtemp(prefix="hubkit-openclip-cfg-"))
-    (folder / f"{arch}.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(folder)
+    # open_clip reads the file at once (add_model_config rescans), so the folder need not outlive this call
+    with tempfile.TemporaryDirectory(prefix="hubkit-openclip-cfg-") as folder:
+        (Path(folder) / f"{arch}.json").write_text(json.dumps(cfg))
+        open_clip.add_model_config(Path(folder))
 
 
 class OpenClipJudge(Judge):
