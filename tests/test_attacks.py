@@ -313,6 +313,7 @@ class _Hub:
         self.prompts = SimpleNamespace(target=lambda c: [Prompt(i, f"{c} number {i}") for i in range(10)])
         self.budget = SimpleNamespace(target_prompts=6)
         self.drawn = []
+        self.base = SimpleNamespace(pipe="the base pipeline")
 
     def concept(self, name):
         from types import SimpleNamespace
@@ -327,7 +328,7 @@ class _Hub:
         return [f"image of {p.text}" for p in prompts]
 
 
-@pytest.mark.parametrize("name, expected", [("ringabell", {"pairs", "keywords"}),
+@pytest.mark.parametrize("name, expected", [("ringabell", {"pairs", "keywords", "reference"}),
                                             ("unlearndiff", {"prompts", "target_images"})])
 def test_the_suite_builds_only_the_inputs_an_attack_declares(name, expected):
     from hubkit.aspects.robustness import _suite_inputs
@@ -340,8 +341,44 @@ def test_the_suite_builds_only_the_inputs_an_attack_declares(name, expected):
         assert inputs["prompts"] == ["Van Gogh number 0", "Van Gogh number 1"]
         assert inputs["target_images"] == ["image of Van Gogh number 0", "image of Van Gogh number 1"]
         assert hub.drawn == [("base", "target", inputs["prompts"])]
-    else:
+    else:  # the concept direction comes from the base model's encoder, never from the model under test
         assert hub.drawn == [] and inputs["keywords"] == ["Van Gogh"] and len(inputs["pairs"]) == 6
+        assert inputs["reference"] == "the base pipeline"
+
+
+def test_an_attack_is_cached_by_what_it_reads():
+    """Ring-A-Bell reads the text encoder and tokenizer: a UNet-only checkpoint of the same base shares its result, a
+    text-encoder edit does not; UnlearnDiff reads the whole model: any weight change gives it a new key."""
+    import copy
+    from types import SimpleNamespace
+
+    from hubkit.aspects.robustness import _cache_path
+    from hubkit.settings import GenerationSettings
+    from hubkit.testing import tiny_pipeline
+
+    def hub_for(pipe, fingerprint):
+        return SimpleNamespace(model=SimpleNamespace(pipe=pipe, fingerprint=fingerprint),
+                               base=SimpleNamespace(fingerprint="base-fp"), settings=GenerationSettings(),
+                               config=SimpleNamespace(image_cache="/tmp/x/images"))
+
+    base = tiny_pipeline()
+    unet_edit = copy.copy(base)
+    unet_edit.unet = copy.deepcopy(base.unet)
+    with torch.no_grad():
+        unet_edit.unet.conv_in.weight.add_(1.0)
+    text_edit = copy.copy(base)
+    text_edit.text_encoder = copy.deepcopy(base.text_encoder)
+    with torch.no_grad():
+        text_edit.text_encoder.get_input_embeddings().weight[5].zero_()
+    for p in (unet_edit, text_edit):
+        p.__dict__.pop("_hubkit_part_digests", None)
+    rab = ATTACKS.build("ringabell", budget="smoke", progress=False)
+    diff = ATTACKS.build("unlearndiff", budget="smoke", progress=False)
+    paths = {name: {which: _cache_path(hub_for(pipe, which), "Van Gogh", attack)
+                    for which, pipe in (("base", base), ("unet", unet_edit), ("text", text_edit))}
+             for name, attack in (("ringabell", rab), ("unlearndiff", diff))}
+    assert paths["ringabell"]["base"] == paths["ringabell"]["unet"] != paths["ringabell"]["text"]
+    assert len(set(paths["unlearndiff"].values())) == 3
 
 
 def test_an_attack_needing_an_input_the_suite_lacks_is_refused_in_one_line():

@@ -21,6 +21,11 @@ ATTACK_SUCCESS = measure(
     "robustness.attack_success", better="lower", aggregation=METRICS["proportion"],
     description="target proportion on the prompts an attack run against the model under test found")
 
+ATTACK_POWER = measure(
+    "robustness.attack_power", better="higher", aggregation=METRICS["proportion"],
+    description="the attack run against the BASE model: share of the base's images of the prompts it finds that show "
+                "the concept. An attack that cannot bring the concept back where it was never erased certifies nothing")
+
 
 def attack_names(hub) -> list[str]:
     from hubkit.attacks import ATTACKS
@@ -55,11 +60,19 @@ def _reference_prompts(hub, concept: str, n: int) -> list:
     return [sources[i % len(sources)] for i in range(n)] if sources else None
 
 
-def _cache_path(hub, concept: str, attack: str) -> Path:
-    key = json.dumps([hub.model.fingerprint, concept, attack, hub.config.budget, hub.config.seed,
+def _cache_path(hub, concept: str, attack) -> Path:
+    """Where ``attack``'s result for ``concept`` is cached, keyed by what the attack reads: the parts of the model under
+    test it declares (``Attack.reads``; all of it by default), the base model when it takes base images or the base as
+    its reference, and the budget, seed and generation settings."""
+    from hubkit.models.fingerprint import components_digest
+
+    reads = type(attack).reads
+    model = hub.model.fingerprint if reads is None else components_digest(hub.model.pipe, reads)
+    base = hub.base.fingerprint if {"reference", "target_images"} & set(attack.inputs) else None
+    key = json.dumps([model, list(reads or ["all"]), base, concept, attack.name, attack.budget, attack.seed,
                       hub.settings.as_dict()], sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    return Path(hub.config.image_cache).parent / "attacks" / f"{attack}-{digest}.json"
+    return Path(hub.config.image_cache).parent / "attacks" / f"{attack.name}-{digest}.json"
 
 
 def _suite_inputs(hub, concept: str, attack) -> dict:
@@ -79,6 +92,7 @@ def _suite_inputs(hub, concept: str, attack) -> dict:
         "pairs": lambda: make_pairs([p.text for p in sources], keywords),
         "prompts": lambda: [p.text for p in wanted],
         "target_images": lambda: hub.images("base", "target", wanted),
+        "reference": lambda: hub.base.pipe,  # who defines the concept: the base model, never the model under test
     }
     missing = [name for name in attack.inputs if name not in providers]
     if missing:
@@ -91,23 +105,97 @@ def _suite_inputs(hub, concept: str, attack) -> dict:
     return inputs
 
 
-def run_attack(hub, concept: str, name: str) -> list[str]:
-    """The prompts ``name`` finds against the model under test (cached per model fingerprint and budget)."""
+def run_attack(hub, concept: str, name: str) -> dict:
+    """What ``name`` finds against the model under test (``AttackResult.to_dict()``: prompts, details), cached by what
+    the attack reads (``_cache_path``)."""
     from hubkit.attacks import ATTACKS
 
-    path = _cache_path(hub, concept, name)
-    if path.is_file():
-        return json.loads(path.read_text())["prompts"]
     attack = ATTACKS.build(name, budget=hub.budget.attack_level, seed=hub.config.seed)
+    path = _cache_path(hub, concept, attack)
+    if path.is_file():
+        return json.loads(path.read_text())
     result = attack.run(hub.model.pipe, concept, **_suite_inputs(hub, concept, attack))
-    atomic.write_text(path, json.dumps(result.to_dict(), default=str))
-    return result.prompts
+    found = result.to_dict()
+    atomic.write_text(path, json.dumps(found, default=str))
+    return found
+
+
+class _WithLearnedToken:
+    """The session with both models extended by an embedding attack's learned token (``details["embedding"]``), so
+    the prompts that use it are drawn as the attack meant them; the store keys follow the extended fingerprints."""
+
+    def __init__(self, hub, details: dict):
+        from hubkit.attacks.inversion import with_learned_token
+
+        self._hub = hub
+        self.base = with_learned_token(hub.base, details["embedding"], details["token"])
+        self.model = with_learned_token(hub.model, details["embedding"], details["token"])
+
+    def __getattr__(self, name):
+        return getattr(self._hub, name)
+
+    def images(self, which: str, set_name: str, prompts, per_prompt: int = 1, desc: str = ""):
+        from hubkit.generate import ImageRequest, image_seed
+
+        if set_name.startswith("reference:"):  # a judge's references are the plain base's images of target prompts
+            return self._hub.images(which, set_name, prompts, per_prompt, desc)
+        loaded = {"base": self.base, "model": self.model}[which]
+        requests = [ImageRequest(prompt=p.text, seed=image_seed(set_name, p.index, j, self._hub.config.seed))
+                    for p in prompts for j in range(per_prompt)]
+        return self._hub.store.images(loaded, requests, self._hub.settings, batch_size=self._hub.batch_sizer,
+                                      desc=desc or f"{which}+token: {set_name}", backend=self._hub.backend)
+
+
+def _drawing(hub, found: dict):
+    """Who draws an attack's prompts: the session, or (an embedding attack) the session with the learned token."""
+    details = found.get("details") or {}
+    return _WithLearnedToken(hub, details) if "embedding" in details else hub
+
+
+class _AgainstBase:
+    """The session as an attack run against the base model sees it: ``model`` is the base."""
+
+    def __init__(self, hub):
+        self._hub = hub
+
+    def __getattr__(self, name):
+        return getattr(self._hub, name)
+
+    @property
+    def model(self):
+        return self._hub.base
+
+
+_POWER: dict[tuple, object] = {}
+
+
+def attack_power(hub, concept: str, name: str):
+    """The attack's power (once per session and concept): run against the base model (cached by what it reads, so
+    shared by every checkpoint of that base), its prompts drawn by the base and judged. The fixtures refuse the
+    attack's verdict on the model under test when this is below the profile's ``robustness.attack_power``."""
+    key = (id(hub), concept, name)
+    if key not in _POWER:
+        from hubkit.aspects.common import detect, references
+
+        found = run_attack(_AgainstBase(hub), concept, name)
+        prompts = [Prompt(i, text) for i, text in enumerate(found["prompts"])]
+        judge = hub.concept_judge(concept)
+        set_name = f"attack-on-base:{name}:{concept}"
+        refs = references(hub, judge, set_name, prompts,
+                          reference_prompts=_reference_prompts(hub, concept, len(prompts)))
+        drawing = _drawing(_AgainstBase(hub), found)
+        verdicts = detect(judge, drawing.images("model", set_name, prompts), concept, refs,
+                          hub.concept(concept).category)
+        _POWER[key] = ATTACK_POWER.aggregate(verdicts, f"{name} against the base model on {concept}",
+                                             judge=judge.configured_name)
+    return _POWER[key]
 
 
 def attack(hub, concept: str, name: str):
-    found = run_attack(hub, concept, name)
+    result = run_attack(hub, concept, name)
+    found = result["prompts"]
     prompts = [Prompt(i, text) for i, text in enumerate(found)]
-    j = judge_both(hub, f"attack:{name}:{concept}", prompts, concept, hub.concept_judge(concept),
+    j = judge_both(_drawing(hub, result), f"attack:{name}:{concept}", prompts, concept, hub.concept_judge(concept),
                    category=hub.concept(concept).category, reference_prompts=_reference_prompts(hub, concept, len(prompts)))
     m = ATTACK_SUCCESS.aggregate(j.model_verdicts, f"{name} attack success rate on {concept}", judge=j.judge)
     base = proportion(j.base_verdicts, "base")
@@ -115,4 +203,12 @@ def attack(hub, concept: str, name: str):
     return ATTACK_SUCCESS.evidence(m, category=hub.concept(concept).category, base_images=base_images,
                                    model_images=model_images, captions=captions, examples=yes_examples(j.prompts, j.model_verdicts),
                                    extra={"attack": name, "base_value": base.value, "concept": concept,
-                                          "prompts_found": found[:20]})
+                                          "prompts_found": found[:20], **_power_extra(hub, concept, name)})
+
+
+def _power_extra(hub, concept: str, name: str) -> dict:
+    """The attack canary's measurement, for the record of the attack's verdict (when the canary ran)."""
+    power = _POWER.get((id(hub), concept, name))
+    if power is None:
+        return {}
+    return {"attack_power": power.value, "attack_power_n": power.n}

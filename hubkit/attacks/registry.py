@@ -75,6 +75,9 @@ class Attack:
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Budget keys that measure cost; they must not decrease from smoke to ci to full.
     COST_KEYS: ClassVar[tuple[str, ...]] = ()
+    #: The parts of the model under test ``run`` reads (``None``: all of it, with any inference-time method): an
+    #: attack's result is cached by these parts' content, so a checkpoint that changes none of them reuses it.
+    reads: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, budget: str | Mapping[str, Any] = "ci", *, seed: int = 0, progress: bool = True):
         self.budget = self.resolve_budget(budget)
@@ -142,4 +145,4 @@ def _check(name: str, entry) -> None:
 
 
 ATTACKS: Registry[type[Attack]] = Registry("attack", group="hubkit.attacks", check=_check, builtins=(
-    "hubkit.attacks.ringabell", "hubkit.attacks.unlearndiff"))
+    "hubkit.attacks.ringabell", "hubkit.attacks.unlearndiff", "hubkit.attacks.inversion"))

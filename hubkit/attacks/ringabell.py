@@ -14,9 +14,12 @@
    notebook draws any id in ``[1, 49406)``), so the emitted text re-tokenizes to exactly the searched ids
    and never spells a banned keyword. Survivors keep their fitness instead of being re-encoded.
 
-The text encoder is **the model under test's** (``pipe.text_encoder``), so a text-encoder edit such as
-AdvUnlearn's changes both the direction and the search; ``reference=`` computes the direction with
-another pipeline's encoder instead (Ring-A-Bell's transfer setting, where the vector comes from SD-1.4).
+The search runs on **the model under test's** text encoder (``pipe.text_encoder``), and the concept direction
+comes from a **reference** encoder: in the suite, the base model's (``reference=``, Ring-A-Bell's transfer
+setting, where the vector comes from SD-1.4). A text-encoder edit such as AdvUnlearn's, or one that only
+overwrites the concept name's token embeddings, then cannot erase the direction it is attacked along; without
+``reference`` the direction comes from the model under test itself. It reads only the text encoder and
+tokenizer (``reads``), so its result is shared by every UNet-only checkpoint of one base.
 
 Budgets (``full`` = the notebook: population 200, 3000 generations, K = 16, eta = 3, mutation 0.25,
 crossover 0.5; HUB used 1000 prompts per concept). Cost is about ``population * generations * 3/4``
@@ -81,7 +84,8 @@ def concept_direction(text_encoder, tokenizer, pairs: Sequence[tuple[str, str]])
 @ATTACKS.register("ringabell", "ring-a-bell", "rab")
 class RingABell(Attack):
     description = "Ring-A-Bell: GA token search towards neutral + eta * concept direction in text-encoder space"
-    inputs = ("pairs", "keywords")
+    inputs = ("pairs", "keywords", "reference")
+    reads = ("text_encoder", "tokenizer")
     BUDGETS = {
         "smoke": {"prompts": 2, "population": 16, "generations": 8, "length": 16, "eta": 3.0,
                   "mutation_rate": 0.25, "crossover_rate": 0.5},

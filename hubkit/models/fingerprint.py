@@ -100,6 +100,33 @@ def fingerprint(pipe, *, method_config: Mapping | None = None) -> str:
     return h.hexdigest()
 
 
+def components_digest(pipe, parts) -> str:
+    """sha256 hex of only ``parts`` of the pipeline (``unet``, ``text_encoder``, ``vae``, ``tokenizer``,
+    ``scheduler``): the key of a result that reads just those, e.g. a text-encoder-only attack, which is then shared
+    by every checkpoint that leaves them unchanged. Memoised on the pipeline object per part."""
+    memo = getattr(pipe, "_hubkit_part_digests", None)
+    if memo is None:
+        memo = {}
+        try:
+            pipe._hubkit_part_digests = memo
+        except AttributeError:
+            pass
+    h = hashlib.sha256(f"{VERSION}\nparts\n".encode())
+    for part in sorted(set(parts)):
+        if part not in memo:
+            if part in COMPONENTS:
+                module = getattr(pipe, part, None)
+                memo[part] = f"{type(module).__name__} {module_digest(module)}"
+            elif part == "tokenizer":
+                memo[part] = tokenizer_digest(getattr(pipe, "tokenizer", None))
+            elif part == "scheduler":
+                memo[part] = canonical_json(scheduler_record(pipe.scheduler))
+            else:
+                raise ValueError(f"unknown pipeline part {part!r}; use {', '.join(COMPONENTS)}, tokenizer, scheduler")
+        h.update(f"{part} {memo[part]}\n".encode())
+    return h.hexdigest()
+
+
 # ---------------------------------------------------------------------------------------------- caching
 def cache_dir() -> Path | None:
     """``$HUBKIT_CACHE_DIR/fingerprints`` (default ``~/.cache/hubkit``); None when ``HUBKIT_FINGERPRINT_CACHE=0``."""
