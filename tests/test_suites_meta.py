@@ -165,3 +165,38 @@ def test_a_judge_without_the_role_it_is_configured_for_stops_the_run_in_one_line
     assert said[0].startswith("ERROR: hubkit: judge 'micro-detector', configured as the alignment judge")
     assert "lacks the role ImageTextScorer" in said[0] and "configure a judge with that role: clip-score" in said[0]
     assert records == []
+
+
+# ------------------------------------------------------------------------------------------------- the shelf
+@pytest.mark.parametrize("name", ["destroyed", "half-erased", "name-only"])
+def test_the_shelf_of_bad_checkpoints_fails_where_each_deserves(run_suite, name):
+    """Each known-bad checkpoint of the micro world (``hubkit_micro.shelf``) fails its aspect with a *decided* verdict
+    at the ci budget (the base model, the over-eraser and SLD are the shelf's other entries, tested above)."""
+    from hubkit_micro.shelf import SHELF, path_of
+
+    model = path_of(name)
+    if not model.exists():
+        pytest.skip(f"shelf entry {name} not built (python -m hubkit_micro.shelf)")
+    aspect_filter, why = SHELF[name]
+    result, records = run_suite(model, "-k", aspect_filter)
+    assert records and all(r["verdict"] == "fail" for r in records), (why, records)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    if name == "name-only":  # it looks erased: the concept's name no longer draws it, and the images are as good
+        result, records = run_suite(model, "-k", "(faithfulness and test_target_proportion and not vs_base) or fid_vs_base")
+        assert len(records) == 2 and all(r["verdict"] == "pass" for r in records), records
+        # and the attack that catches it does not fail an erasure that holds
+        result, records = run_suite(checkpoint("esd-pointelli"), "-k", aspect_filter)
+        assert records and all(r["verdict"] == "pass" for r in records), records
+
+
+def test_an_attack_without_power_errors_instead_of_certifying_robustness(run_suite):
+    """The attack canary under the default profile (the micro profile turns it off, saying why): Ring-A-Bell's prompts
+    bring Pointelli back on the base model in ~1 of 48 images in this world, so its test errors; concept inversion
+    reaches it on the base and goes on to its verdict, with its power in the record."""
+    result, records = run_suite(checkpoint("esd-pointelli"), "-k", "robustness and (ringabell or concept-inversion)",
+                                "--profile", "default")
+    result.assert_outcomes(errors=1, failed=len(records) - sum(r["verdict"] == "pass" for r in records),
+                           passed=sum(r["verdict"] == "pass" for r in records))
+    result.stdout.fnmatch_lines([f"*attack cannot reach {CONCEPT} on the base model: ringabell, run against the base*"])
+    assert [r["attack"] for r in records] == ["concept-inversion"]
+    assert records[0]["attack_power"] >= 0.5

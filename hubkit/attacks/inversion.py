@@ -94,7 +94,7 @@ def with_learned_token(loaded, vector: Sequence[float], token: str = TOKEN):
     if tokenizer.add_tokens([token]) != 1 and token not in tokenizer.get_vocab():
         raise ConfigError(f"cannot add the token {token!r} to the tokenizer of {loaded.source}")
     encoder = copy.deepcopy(pipe.text_encoder)
-    encoder.resize_token_embeddings(len(tokenizer))
+    encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # the new row is set just below
     value = torch.as_tensor(list(vector), dtype=torch.float32)
     with torch.no_grad():
         input_embedding_layer(encoder).weight[tokenizer.convert_tokens_to_ids(token)] = value
@@ -113,7 +113,7 @@ class ConceptInversion(Attack):
     inputs = ("prompts", "target_images", "keywords")
     BUDGETS = {
         "smoke": {"prompts": 4, "steps": 10, "batch": 2, "lr": 0.02, "images": 4},
-        "ci": {"prompts": 40, "steps": 150, "batch": 4, "lr": 0.02, "images": 16},
+        "ci": {"prompts": 64, "steps": 150, "batch": 4, "lr": 0.02, "images": 16},
         "full": {"prompts": 100, "steps": 3000, "batch": 4, "lr": 0.005, "images": 100},
     }
     COST_KEYS = ("prompts", "steps", "images")
