@@ -248,8 +248,11 @@ def test_resolve_concept():
 
 
 def test_cli_commands(base_dir, tmp_path, capsys):
-    assert UNLEARNING.names() == ["esd", "sld", "uce"]
+    # HUB's roster: the three methods below, and six tested in test_unlearn_finetune.py / test_unlearn_adversarial.py
+    assert UNLEARNING.names() == ["ac", "advunlearn", "esd", "mace", "receler", "sa", "salun", "sld", "uce"]
     for method, entry in UNLEARNING.items():
+        if method not in ("esd", "uce", "sld"):
+            continue
         assert entry.help and entry.function is {"esd": esd, "uce": uce, "sld": sld}[method]
         parser = argparse.ArgumentParser()
         entry.add_arguments(parser)
@@ -266,14 +269,18 @@ def test_cli_commands(base_dir, tmp_path, capsys):
 def test_unlearn_dispatcher_fast(base_dir, tmp_path):
     from hubkit_micro.unlearn import unlearn
 
-    for method in ("esd", "uce", "sld"):
+    from hubkit.models import load_model
+
+    for method in ("esd", "uce", "sld", "ac", "sa", "salun", "mace", "receler", "advunlearn"):
         out = unlearn(method, base=base_dir, concept="Zorbo", out=tmp_path / f"{method}-zorbo", seed=0, fast=True,
-                      **({"progress": False} if method == "esd" else {}))
+                      **({"progress": False} if method not in ("uce", "sld") else {}))
         assert out.exists()
+        if method not in ("esd", "uce", "sld"):  # each of HUB's other methods, in its own format, loads
+            assert load_model(out, base=base_dir).metadata.get("concept") == "Zorbo"
     assert (tmp_path / "sld-zorbo" / "sld.json").is_file()
     assert (tmp_path / "esd-zorbo" / "unet.safetensors").is_file()
     with pytest.raises(ValueError):
-        unlearn("salun", base=base_dir, concept="Zorbo", out=tmp_path / "x")
+        unlearn("no-such-method", base=base_dir, concept="Zorbo", out=tmp_path / "x")
 
 
 @torch.no_grad()

@@ -1,5 +1,6 @@
-"""Unlearning methods for any SD-1.x pipeline that write checkpoints ``--model`` accepts: ESD, UCE (weight edits)
-and SLD (a method config).
+"""Unlearning methods for any SD-1.x pipeline that write checkpoints ``--model`` accepts, in each method's published
+format: ESD, UCE (weight edits), SLD (a method config), AC (``delta.bin``), SA (full UNet), SalUn (masked UNet
+weights), MACE (attention-processor LoRA), Receler (eraser adapters) and AdvUnlearn (a text encoder): HUB's roster.
 
 Python::
 
@@ -18,8 +19,14 @@ from hubkit.unlearn.registry import UNLEARNING, UnlearningMethod
 
 # Import the functions eagerly: a lazy `import ...unlearn.esd` would rebind the package attribute `esd` to the
 # submodule.
+from hubkit.unlearn.ac import ac  # noqa: E402
+from hubkit.unlearn.advunlearn import advunlearn  # noqa: E402
 from hubkit.unlearn.esd import esd  # noqa: E402
+from hubkit.unlearn.mace import mace  # noqa: E402
+from hubkit.unlearn.receler import receler  # noqa: E402
+from hubkit.unlearn.sa import sa  # noqa: E402
+from hubkit.unlearn.salun import salun  # noqa: E402
 from hubkit.unlearn.sld import sld  # noqa: E402
 from hubkit.unlearn.uce import uce  # noqa: E402
 
-__all__ = ["UNLEARNING", "UnlearningMethod", "esd", "uce", "sld"]
+__all__ = ["UNLEARNING", "UnlearningMethod", "esd", "uce", "sld", "ac", "sa", "salun", "mace", "receler", "advunlearn"]

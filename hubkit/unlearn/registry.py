@@ -35,5 +35,6 @@ def _check(name: str, entry: object) -> None:
 
 UNLEARNING: Registry[UnlearningMethod] = Registry(
     "unlearning method", group="hubkit.unlearning", check=_check, where="hubkit.unlearn.UNLEARNING",
-    builtins=("hubkit.unlearn.esd", "hubkit.unlearn.uce", "hubkit.unlearn.sld"),
+    builtins=("hubkit.unlearn.esd", "hubkit.unlearn.uce", "hubkit.unlearn.sld", "hubkit.unlearn.ac", "hubkit.unlearn.sa",
+              "hubkit.unlearn.salun", "hubkit.unlearn.mace", "hubkit.unlearn.receler", "hubkit.unlearn.advunlearn"),
 )
