@@ -28,7 +28,7 @@ CONCEPTS = ("Pointelli", "Zorbo")
 WAYS = {
     "one process": [],
     "2 xdist workers": ["-n", "2"],
-    "ray, 2 local actors": ["--ray", "auto"],
+    "ray with 2 local actors": ["--ray", "auto"],
 }
 
 
