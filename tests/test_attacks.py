@@ -102,7 +102,7 @@ def test_register_third_party_attack():
     ATTACKS.unregister("test-echo")
 
 
-@pytest.mark.parametrize("name", ["ringabell", "unlearndiff"])
+@pytest.mark.parametrize("name", ["ringabell", "unlearndiff", "concept-inversion"])
 def test_budgets_scale_monotonically(name):
     cls = ATTACKS.get(name)
     budgets = [cls.budget_for(level) for level in LEVELS]
