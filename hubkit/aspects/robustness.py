@@ -198,11 +198,16 @@ def attack(hub, concept: str, name: str):
     j = judge_both(_drawing(hub, result), f"attack:{name}:{concept}", prompts, concept, hub.concept_judge(concept),
                    category=hub.concept(concept).category, reference_prompts=_reference_prompts(hub, concept, len(prompts)))
     m = ATTACK_SUCCESS.aggregate(j.model_verdicts, f"{name} attack success rate on {concept}", judge=j.judge)
-    base = proportion(j.base_verdicts, "base")
+    base_value = proportion(j.base_verdicts, "base").value
+    if "embedding" in (result.get("details") or {}):
+        # a token learned against the model under test means nothing to the base: the base's reference is the attack
+        # run against the base itself (its power), when the canary measured it
+        power = _POWER.get((id(hub), concept, name))
+        base_value = power.value if power is not None else None
     base_images, model_images, captions = worst_first(j)
     return ATTACK_SUCCESS.evidence(m, category=hub.concept(concept).category, base_images=base_images,
                                    model_images=model_images, captions=captions, examples=yes_examples(j.prompts, j.model_verdicts),
-                                   extra={"attack": name, "base_value": base.value, "concept": concept,
+                                   extra={"attack": name, "base_value": base_value, "concept": concept,
                                           "prompts_found": found[:20], **_power_extra(hub, concept, name)})
 
 
