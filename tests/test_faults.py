@@ -283,9 +283,12 @@ def test_ctrl_c_still_writes_results_json_marked_incomplete(tmp_path):
     record of the test that finished, with ``run.exit_status == 2`` and ``run.complete == false``; the HTML report
     is written too."""
     (tmp_path / "test_interrupted.py").write_text(_INTERRUPTED_RUN)
+    # the child gets SIGINT's default disposition back: a test run started in the background of a non-interactive shell
+    # inherits "ignore SIGINT", and Python then installs no KeyboardInterrupt handler (Ctrl-C would do nothing)
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
                              "--html", "reports/report.html", "test_interrupted.py"],
-                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + WAIT_S
     while not (tmp_path / "sleeping").exists():
         assert proc.poll() is None, proc.communicate()[0][-3000:]

@@ -83,11 +83,20 @@ def backend(cluster):
 
 @pytest.fixture(scope="module")
 def local(model, settings, requests, tmp_path_factory) -> list[np.ndarray]:
-    """The pixels of every request, made in this process."""
+    """The pixels of every request, made in this process with one torch thread, as each CPU actor makes them: CPU
+    kernels sum in another order with another thread count, which can move a pixel by one level (to the bit, an image
+    is a function of model, settings, prompt, seed *and* thread count)."""
+    import torch
+
     from hubkit.store import ImageStore
 
     store = ImageStore(tmp_path_factory.mktemp("local"))
-    return [pixels(p) for p in store.ensure(model, requests, settings, batch_size=BATCH, progress=False)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return [pixels(p) for p in store.ensure(model, requests, settings, batch_size=BATCH, progress=False)]
+    finally:
+        torch.set_num_threads(threads)
 
 
 def pixels(image_or_path) -> np.ndarray:
