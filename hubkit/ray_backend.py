@@ -7,7 +7,9 @@ copies): an actor whose model has another fingerprint than the driver's refuses 
 uint8 arrays (lossless) and the driver writes them, so the image store needs no shared filesystem.
 
 An image depends only on (model, settings, prompt, seed), so it is bit-identical whichever actor or node makes it
-(same torch/diffusers versions and the same kind of device assumed; noise is drawn on the CPU by default).
+(same torch/diffusers versions, the same kind of device and, on CPUs, the same torch thread count assumed: CPU kernels
+sum in another order with another thread count, which can move a pixel by one level; noise is drawn on the CPU by
+default).
 
 Environment:
 
