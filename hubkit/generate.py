@@ -209,7 +209,7 @@ def generate_batches(pipe, requests: Sequence[ImageRequest], settings: Generatio
                     raise
                 if sizer.size == 1:
                     raise ConfigError("out of memory with one image per batch; free GPU memory (other processes, "
-                                      "fewer xdist workers per GPU), use --vae-slicing/--vae-tiling or float16") from exc
+                                      "fewer xdist workers per GPU) or use --dtype float16") from exc
                 images = None  # the exception's frames hold the failed batch's tensors: free them outside this block
             if images is None:
                 _free_cached_memory()

@@ -534,15 +534,16 @@ class Session:
         return spec.get("pinpoint_template") or self.prompts.pinpoint_template
 
     # ---------------------------------------------------------------- generation
-    def images(self, which: str, set_name: str, prompts: Sequence, per_prompt: int = 1, desc: str = ""):
+    def images(self, which, set_name: str, prompts: Sequence, per_prompt: int = 1, desc: str = ""):
         """Images of ``prompts`` (``Prompt(index, text)``) by the base or the unlearned model, from the store.
 
-        Seeds depend only on (prompt set, prompt index, image number, --seed), so the base and the
-        unlearned model see identical noise and any subset or order reproduces the same pictures.
+        ``which``: "base", "model", or a ``LoadedModel`` derived from one of them (e.g. extended by an embedding
+        attack's learned token). Seeds depend only on (prompt set, prompt index, image number, --seed), so the base
+        and the unlearned model see identical noise and any subset or order reproduces the same pictures.
         """
         from hubkit.generate import ImageRequest, image_seed
 
-        loaded = {"base": self.base, "model": self.model}[which]
+        loaded = {"base": self.base, "model": self.model}[which] if isinstance(which, str) else which
         requests = [
             ImageRequest(prompt=p.text, seed=image_seed(set_name, p.index, j, self.config.seed))
             for p in prompts
@@ -551,7 +552,8 @@ class Session:
         if self.fastpath.compile:
             self.compile_warmup_s  # noqa: B018 - warm up (and time) before the first real batch
         return self.store.images(loaded, requests, self.settings, batch_size=self.batch_sizer,
-                                 desc=desc or f"{which}: {set_name}", backend=self.backend)
+                                 desc=desc or f"{which if isinstance(which, str) else 'derived'}: {set_name}",
+                                 backend=self.backend)
 
     def subsample(self, prompts: Sequence, n: int, salt: str):
         from hubkit.prompts import subsample

@@ -125,25 +125,26 @@ class _WithLearnedToken:
     the prompts that use it are drawn as the attack meant them; the store keys follow the extended fingerprints."""
 
     def __init__(self, hub, details: dict):
+        self._hub = hub
+        self._details = details
+
+    def _extended(self, which: str):
+        """``which`` model extended by the token, built on first use (a copy of its text encoder: the canary's run
+        against the base needs only one of the two)."""
         from hubkit.attacks.inversion import with_learned_token
 
-        self._hub = hub
-        self.base = with_learned_token(hub.base, details["embedding"], details["token"])
-        self.model = with_learned_token(hub.model, details["embedding"], details["token"])
+        if which not in self.__dict__:
+            loaded = getattr(self._hub, which)
+            self.__dict__[which] = with_learned_token(loaded, self._details["embedding"], self._details["token"])
+        return self.__dict__[which]
 
     def __getattr__(self, name):
         return getattr(self._hub, name)
 
     def images(self, which: str, set_name: str, prompts, per_prompt: int = 1, desc: str = ""):
-        from hubkit.generate import ImageRequest, image_seed
-
         if set_name.startswith("reference:"):  # a judge's references are the plain base's images of target prompts
             return self._hub.images(which, set_name, prompts, per_prompt, desc)
-        loaded = {"base": self.base, "model": self.model}[which]
-        requests = [ImageRequest(prompt=p.text, seed=image_seed(set_name, p.index, j, self._hub.config.seed))
-                    for p in prompts for j in range(per_prompt)]
-        return self._hub.store.images(loaded, requests, self._hub.settings, batch_size=self._hub.batch_sizer,
-                                      desc=desc or f"{which}+token: {set_name}", backend=self._hub.backend)
+        return self._hub.images(self._extended(which), set_name, prompts, per_prompt, desc or f"{which}+token: {set_name}")
 
 
 def _drawing(hub, found: dict):
