@@ -27,8 +27,12 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ holds scripts, not a package
+import sd_shapes  # noqa: E402  (the sibling module both benchmarks share)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -37,17 +41,6 @@ DEFAULTS = {"micro": {"n": 64, "batches": "8,16,32,64", "steps": None},
             "sd": {"n": 4, "batches": "1,2,4", "steps": 2}}
 
 
-def _sd_shapes():
-    import importlib.util
-    import sys
-
-    key = "hubkit_benchmarks_sd_shapes"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name("sd_shapes.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
 
 
 def parse_args(argv=None):
@@ -90,7 +83,7 @@ def build(args, device: str, dtype: str):
         settings = GenerationSettings.from_model_folder(model, dtype=dtype, **overrides)
         label = str(model)
     else:
-        pipe = _sd_shapes().sd1_pipeline().to(device)  # FastPath.apply casts to dtype
+        pipe = sd_shapes.sd1_pipeline().to(device)  # FastPath.apply casts to dtype
         settings = GenerationSettings(**{"steps": 2, "guidance": 7.5, "height": 512, "width": 512, **overrides},
                                       dtype=dtype, scheduler="DDIMScheduler")
         label = "sd1-shaped random weights (UNet 860M, DDIM)"
@@ -109,10 +102,9 @@ def main(argv=None) -> dict:
     pipe, settings, label, applied = build(args, device, dtype)
     load_s = time.perf_counter() - started
 
-    sd = _sd_shapes()
     batches = list(args.batches)
     sweep = batches if 1 in batches else [1] + batches  # ours at batch 1 always
-    rates = sd.measure_variants(pipe, settings, lambda bs: args.n, sweep, device, seed=args.seed)
+    rates = sd_shapes.measure_variants(pipe, settings, lambda bs: args.n, sweep, device, seed=args.seed)
     ours_batch1 = rates["batched"][1]
     batched = {bs: rates["batched"][bs] for bs in batches}
     best = max(batched, key=batched.get)

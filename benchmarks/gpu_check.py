@@ -36,9 +36,13 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ holds scripts, not a package
+import sd_shapes  # noqa: E402  (the sibling module both benchmarks share)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -52,22 +56,11 @@ SPEEDUP_BAR = 6.0          # batched generation vs HUB's loop (one call per imag
 FRACTION_BAR = 0.40        # UNet FLOP/s vs the device's dense fp16 peak
 
 
-def _sd_shapes():
-    import importlib.util
-    import sys
-
-    key = "hubkit_benchmarks_sd_shapes"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name("sd_shapes.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
 
 
 def sd_pipeline_folder(folder: Path, tiny: bool) -> Path:
     """An SD-1.x pipeline with random weights (``tiny``: hubkit's test-sized one), saved as a diffusers folder."""
-    return _sd_shapes().sd_pipeline_folder(folder, tiny)
+    return sd_shapes.sd_pipeline_folder(folder, tiny)
 
 
 def judge_files(folder: Path, tiny: bool, device: str, steps: set) -> dict:
@@ -143,9 +136,8 @@ class Meter:
 def run_batch_sweep(pipe, settings, device: str, batches, min_images: int) -> dict:
     """Images/s of hubkit's path at each batch size and of HUB's loop (batch 1, global RNG), same pipeline (already
     on the fast path) and settings; ``max(batch, min_images)`` images per point (HUB's loop: ``min_images``)."""
-    sd = _sd_shapes()
     with Meter(device) as meter:
-        rates = sd.measure_variants(pipe, settings, lambda bs: max(bs, min_images), batches, device)
+        rates = sd_shapes.measure_variants(pipe, settings, lambda bs: max(bs, min_images), batches, device)
     batched = rates["batched"]
     best = max(batched, key=batched.get)
     speedup = batched[best] / rates["hub_loop"]
@@ -161,11 +153,10 @@ def run_unet_flops(pipe, settings, device: str, batch: int, iters: int, peak_tfl
     """The fraction of the device's dense fp16 peak that the UNet reaches at ``batch`` images per forward."""
     import torch
 
-    sd = _sd_shapes()
     name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else device
-    peak = peak_tflops * 1e12 if peak_tflops else sd.peak_fp16_flops(name)
+    peak = peak_tflops * 1e12 if peak_tflops else sd_shapes.peak_fp16_flops(name)
     with Meter(device) as meter:
-        got = sd.unet_fraction_of_peak(pipe, settings, batch, iters, peak)
+        got = sd_shapes.unet_fraction_of_peak(pipe, settings, batch, iters, peak)
     record = {"step": "unet_flops", "settings": settings.as_dict(), "images_per_s": round(1 / got["unet_s_per_image"], 3),
               "unet_batch": batch, "unet_flops_per_image": got["unet_flops_per_image"],
               "unet_flops_per_forward_cfg": got["unet_flops_per_forward_cfg"],

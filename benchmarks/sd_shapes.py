@@ -1,7 +1,7 @@
 """Shared by ``benchmarks/gpu_check.py`` and ``benchmarks/bench_generation.py``: SD-1.x-shaped pipelines with random
 weights (built offline), HUB's own generation loop, timing, and the UNet's FLOP count against the device's peak.
 
-Not a package module: the scripts load it by path (their ``_sd_shapes()``), so ``benchmarks/`` needs no
+Not a package module: the scripts put ``benchmarks/`` on ``sys.path`` and import it, so ``benchmarks/`` needs no
 ``__init__.py``.
 """
 
