@@ -32,15 +32,11 @@ diffusers name>: tensor}})``, plus ``OUT/hubkit.json`` (metadata).  ``--model OU
 (``unet-state-dict`` format, recognised as AC's layout); :func:`ac` returns that path.  An ``out`` ending in
 ``.bin``/``.pt`` writes just that file plus a ``<stem>.hubkit.json`` sidecar beside it.
 
-This module also holds the helpers the other fine-tuning methods (:mod:`hubkit.unlearn.sa`,
-:mod:`hubkit.unlearn.salun`) share: base-model image pools, noising on the pipeline's schedule, denoising targets.
 """
 
 from __future__ import annotations
 
-import copy
 import io
-import random
 from pathlib import Path
 from typing import Sequence
 
@@ -52,83 +48,13 @@ from hubkit.unlearn.common import (
     META_FILE, Measure, add_common_arguments, atomic_write_json, base_metadata, cli_kwargs, concept_arg,
     encode_texts, load_base, resolve_concept, set_threads,
 )
+from hubkit.unlearn.finetune import Diffusion, loss_tail, pick, seed_all, trainable_copy
 from hubkit.unlearn.registry import UNLEARNING, UnlearningMethod
 
 DELTA_FILE = "delta.bin"
 LOSSES = ("model", "noise")
 #: HUB's anchor ("alternative") concepts by category
 ANCHORS = {"style": "a painting", "celebrity": "a middle aged man", "ip": "an animated character"}
-
-
-# --------------------------------------------------------------------------------------------
-# shared fine-tuning helpers (AC, SA, SalUn)
-# --------------------------------------------------------------------------------------------
-class Diffusion:
-    """The pipeline's noise schedule (``add_noise``, the training target) and a DDIM sampler built from it."""
-
-    def __init__(self, pipe, *, device, sample_steps: int, guidance: float, height: int, width: int):
-        from diffusers import DDIMScheduler, DDPMScheduler
-
-        self.pipe = pipe
-        self.device = torch.device(device)
-        self.train = DDPMScheduler.from_config(pipe.scheduler.config)
-        self.num_timesteps = int(self.train.config.num_train_timesteps)
-        self.prediction_type = str(pipe.scheduler.config.get("prediction_type", "epsilon"))
-        self.sampler = DDIMScheduler.from_config(pipe.scheduler.config)
-        self.sample_steps = int(sample_steps)
-        self.guidance = float(guidance)
-        self.shape = (pipe.unet.config.in_channels, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
-        self.uncond = encode_texts(pipe, [""])
-
-    @torch.no_grad()
-    def sample(self, unet, emb: torch.Tensor, n: int, gen: torch.Generator, chunk: int = 16) -> torch.Tensor:
-        """``n`` clean latents of the prompt embedding ``emb`` ``[1, L, D]`` drawn by ``unet`` (DDIM, CFG)."""
-        from hubkit.unlearn.esd import _sample_until
-
-        self.sampler.set_timesteps(self.sample_steps, device=self.device)
-        out = []
-        for start in range(0, n, chunk):
-            k = min(chunk, n - start)
-            x = torch.randn((k, *self.shape), generator=gen, device=self.device) * self.sampler.init_noise_sigma
-            out.append(_sample_until(unet, self.sampler, x, self.sample_steps, emb.expand(k, -1, -1),
-                                     self.uncond.expand(k, -1, -1), self.guidance))
-        return torch.cat(out)
-
-    def pools(self, unet, texts: Sequence[str], n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        """``n`` base-model latents per distinct text."""
-        texts = list(dict.fromkeys(texts))
-        if not texts:
-            return {}
-        embs = encode_texts(self.pipe, texts)
-        return {t: self.sample(unet, embs[i:i + 1], n, gen) for i, t in enumerate(texts)}
-
-    def noised(self, x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(x_t, t, target)``: ``x0`` noised to one random timestep per row, and the denoising target."""
-        t = torch.randint(0, self.num_timesteps, (x0.shape[0],), generator=gen, device=self.device)
-        noise = torch.randn(x0.shape, generator=gen, device=self.device)
-        xt = self.train.add_noise(x0, noise, t)
-        target = self.train.get_velocity(x0, noise, t) if self.prediction_type == "v_prediction" else noise
-        return xt, t, target
-
-
-def pick(pool: torch.Tensor, batch_size: int, gen: torch.Generator) -> torch.Tensor:
-    idx = torch.randint(0, pool.shape[0], (batch_size,), generator=gen, device=pool.device)
-    return pool[idx]
-
-
-def expand_pairs(keywords: Sequence[str], templates: Sequence[str]) -> list[tuple[str, str]]:
-    """``(prompt, keyword)`` for each keyword × template, duplicates dropped."""
-    return list(dict.fromkeys((tpl.format(kw) if "{}" in tpl else tpl, kw) for kw in keywords for tpl in templates))
-
-
-def seed_all(seed: int, device) -> tuple[random.Random, torch.Generator]:
-    torch.manual_seed(seed)
-    return random.Random(seed), torch.Generator(device=device).manual_seed(seed)
-
-
-def loss_tail(losses: Sequence[float]) -> float:
-    tail = losses[-max(1, len(losses) // 10):] if losses else [float("nan")]
-    return round(sum(tail) / len(tail), 6)
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,14 +138,8 @@ def ac(
 
     with Measure(device) as m:
         original = pipe.unet
-        unet = copy.deepcopy(original)
-        names = kv_names(unet)
-        wanted = set(names)
-        params = []
-        for n, p in unet.named_parameters():
-            p.requires_grad_(n in wanted)
-            if n in wanted:
-                params.append(p)
+        names = kv_names(original)
+        unet, params = trainable_copy(original, names)
         optimizer = torch.optim.Adam(params, lr=eff_lr)
         diff = Diffusion(pipe, device=device, sample_steps=sample_steps, guidance=sample_guidance,
                          height=size or b.height, width=size or b.width)

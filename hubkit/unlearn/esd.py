@@ -39,7 +39,6 @@ for the full UNet) and ``hubkit.json``; see :mod:`hubkit.unlearn.common`.
 
 from __future__ import annotations
 
-import copy
 import random
 from pathlib import Path
 from typing import Sequence
@@ -51,6 +50,7 @@ from hubkit.unlearn.common import (
     Measure, add_common_arguments, base_metadata, cli_kwargs, concept_arg, encode_texts, expand_templates, load_base,
     resolve_concept, set_threads, write_unet_checkpoint,
 )
+from hubkit.unlearn.finetune import trainable_copy
 from hubkit.unlearn.registry import UNLEARNING, UnlearningMethod
 
 VARIANTS = ("x", "u", "kv", "all")
@@ -178,14 +178,8 @@ def esd(
 
     with Measure(device) as m:
         original = pipe.unet                      # frozen ε*
-        unet = copy.deepcopy(original)            # ε_θ
-        names = trainable_names(unet, variant)
-        wanted = set(names)
-        params = []
-        for n, p in unet.named_parameters():
-            p.requires_grad_(n in wanted)
-            if n in wanted:
-                params.append(p)
+        names = trainable_names(original, variant)
+        unet, params = trainable_copy(original, names)   # ε_θ
         optimizer = torch.optim.Adam(params, lr=lr)
 
         emb_c = encode_texts(pipe, prompts)

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from hubkit.atomic import write_bytes
-from hubkit.unlearn.ac import Diffusion, expand_pairs, loss_tail, pick, seed_all
+from hubkit.unlearn.finetune import Diffusion, expand_pairs, loss_tail, pick, seed_all
 from hubkit.unlearn.common import (
     Measure, add_common_arguments, base_metadata, cli_kwargs, concept_arg, encode_texts, expand_templates,
     load_base, resolve_concept, set_threads, write_unet_checkpoint,
