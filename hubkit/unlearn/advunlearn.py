@@ -41,7 +41,6 @@ This module also holds the soft-token machinery Receler's adversarial prompt lea
 from __future__ import annotations
 
 import copy
-import random
 from pathlib import Path
 from typing import Sequence
 
@@ -52,6 +51,7 @@ from hubkit.unlearn.common import (
     META_FILE, Measure, add_common_arguments, atomic_write_json, base_metadata, cli_kwargs, concept_arg,
     expand_templates, load_base, resolve_concept, set_threads,
 )
+from hubkit.unlearn.finetune import seed_all
 from hubkit.unlearn.registry import UNLEARNING, UnlearningMethod
 
 TRAIN_GROUPS = ("full", "layer0", "attn")
@@ -185,9 +185,7 @@ def advunlearn(
     lat_h, lat_w = b.height // pipe.vae_scale_factor, b.width // pipe.vae_scale_factor
     channels = pipe.unet.config.in_channels
 
-    rng = random.Random(seed)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    torch.manual_seed(seed)
+    rng, gen = seed_all(seed, "cpu")
 
     def randn(shape):
         return torch.randn(shape, generator=gen).to(device)

@@ -39,7 +39,6 @@ for the full UNet) and ``hubkit.json``; see :mod:`hubkit.unlearn.common`.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Sequence
 
@@ -50,7 +49,7 @@ from hubkit.unlearn.common import (
     Measure, add_common_arguments, base_metadata, cli_kwargs, concept_arg, encode_texts, expand_templates, load_base,
     resolve_concept, set_threads, write_unet_checkpoint,
 )
-from hubkit.unlearn.finetune import trainable_copy
+from hubkit.unlearn.finetune import seed_all, trainable_copy
 from hubkit.unlearn.registry import UNLEARNING, UnlearningMethod
 
 VARIANTS = ("x", "u", "kv", "all")
@@ -172,9 +171,7 @@ def esd(
     lat_w = (width or b.width) // pipe.vae_scale_factor
     channels = pipe.unet.config.in_channels
 
-    rng = random.Random(seed)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    torch.manual_seed(seed)
+    rng, gen = seed_all(seed, device)
 
     with Measure(device) as m:
         original = pipe.unet                      # frozen ε*

@@ -45,7 +45,6 @@ Simplified with respect to the paper / official code (``Shilin-LU/MACE``):
 from __future__ import annotations
 
 import copy
-import random
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -56,6 +55,7 @@ from hubkit.unlearn.common import (
     META_FILE, Measure, add_common_arguments, atomic_write_json, base_metadata, cli_kwargs, concept_arg,
     encode_texts, load_base, resolve_concept, set_threads,
 )
+from hubkit.unlearn.finetune import seed_all
 from hubkit.unlearn.registry import UNLEARNING, UnlearningMethod
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
@@ -247,9 +247,7 @@ def mace(
     lat_h, lat_w = b.height // pipe.vae_scale_factor, b.width // pipe.vae_scale_factor
     channels = pipe.unet.config.in_channels
 
-    rng = random.Random(seed)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    torch.manual_seed(seed)
+    rng, gen = seed_all(seed, "cpu")
 
     def randn(shape):
         return torch.randn(shape, generator=gen).to(device)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import io
-import random
 from pathlib import Path
 from typing import Sequence
 
@@ -47,6 +46,7 @@ from hubkit.unlearn.common import (
     META_FILE, Measure, add_common_arguments, atomic_write_json, base_metadata, cli_kwargs, concept_arg,
     expand_templates, load_base, resolve_concept, set_threads,
 )
+from hubkit.unlearn.finetune import seed_all
 from hubkit.unlearn.registry import UNLEARNING, UnlearningMethod
 
 ERASER_FILE = "receler.pt"
@@ -131,9 +131,7 @@ def receler(
     channels = pipe.unet.config.in_channels
     adversarial = adv_tokens > 0 and adv_steps > 0 and adv_weight > 0
 
-    rng = random.Random(seed)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    torch.manual_seed(seed)
+    rng, gen = seed_all(seed, "cpu")
 
     def randn(shape):
         return torch.randn(shape, generator=gen).to(device)
