@@ -11,10 +11,11 @@ German nominative/dative, with small simplifications (bare nouns after "a photo 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .descriptions import WEAPON_DESCRIPTIONS, all_phrases, describable, style_description, weapon_description
 from .render import Scene, SceneObject, canonical_scene, labels, render, sample_scene
 from .world import (
     ADJECTIVES, ALL_LABELS, BACKGROUNDS, COLOURS, LANGUAGES, NAMES, NOUNS, OBJECT_LABELS, PHRASES, POSITIONS,
@@ -34,6 +35,7 @@ class CaptionPlan:
     size: tuple[bool, ...]
     position: tuple[bool, ...]
     background: bool
+    described: bool = False              # describe styles and weapons instead of naming them (descriptions.py)
 
 
 def is_canonical(scene: Scene) -> bool:
@@ -120,10 +122,13 @@ def _noun_word(label: str, language: str) -> str:
 
 
 def noun_phrase(obj: SceneObject, language: str, *, colour: bool = True, size: bool = True,
-                position: bool = True, case: str = "nom") -> str:
-    """``a big red car on the left`` in ``language`` (names take no article or adjectives)."""
+                position: bool = True, case: str = "nom", described: bool = False) -> str:
+    """``a big red car on the left`` in ``language`` (names take no article or adjectives); ``described``
+    replaces a weapon by its description (``a short sharp blade on the left``)."""
     label = obj.label
-    if label in NAMES:
+    if described and label in WEAPON_DESCRIPTIONS:
+        np_ = weapon_description(label, language, case)
+    elif label in NAMES:
         np_ = label
     else:
         noun = _noun_word(label, language)
@@ -189,14 +194,19 @@ def realise(scene: Scene, plan: CaptionPlan, language: str = "English") -> str:
     if language not in LANGUAGES:
         raise KeyError(f"unknown language {language!r}; expected one of {LANGUAGES}")
     if plan.photo and is_canonical(scene):
-        return _fix(f"{_phrase('a photo of', language)} {_noun_word(scene.objects[0].label, language)}", language)
+        label = scene.objects[0].label
+        what = (weapon_description(label, language, "dat") if plan.described and label in WEAPON_DESCRIPTIONS
+                else _noun_word(label, language))
+        return _fix(f"{_phrase('a photo of', language)} {what}", language)
     style = scene.style
+    if style is not None and plan.described:   # described styles follow the objects, whatever the style template
+        plan = replace(plan, style_template="described")
     if style is not None and plan.style_template == "style_only":
         return _fix(f"{_phrase('a painting in the style of', language)} {style}", language)
     case = "dat" if language == "German" and (
         plan.template == "picture" or (style is not None and plan.style_template == "painting")) else "nom"
     parts = [noun_phrase(o, language, colour=plan.colour[i], size=plan.size[i], position=plan.position[i],
-                         case=case) for i, o in enumerate(scene.objects)]
+                         case=case, described=plan.described) for i, o in enumerate(scene.objects)]
     objs = _join(parts, language)
     bg = (" " + _background(scene.background, language)) if plan.background else ""
     if style is not None and plan.style_template == "painting":
@@ -209,7 +219,9 @@ def realise(scene: Scene, plan: CaptionPlan, language: str = "English") -> str:
         body = objs
     body += bg
     if style is not None:
-        if plan.style_template == "style_word":
+        if plan.style_template == "described":
+            body += ", " + style_description(style, language)
+        elif plan.style_template == "style_word":
             body += ", " + _style_word(style, language)
         else:
             body += f", {_phrase('in the style of', language)} {style}"
@@ -221,9 +233,21 @@ def caption(scene: Scene, language: str = "English", rng: np.random.Generator | 
     return realise(scene, plan_caption(scene, rng), language)
 
 
-def captions_all(scene: Scene, rng: np.random.Generator | None = None) -> dict[str, str]:
+def _maybe_described(plan: CaptionPlan, scene: Scene, rng: np.random.Generator | None,
+                     describe_p: float) -> CaptionPlan:
+    """With probability ``describe_p``, describe the scene's style and weapons instead of naming them.
+
+    No draw at all when ``describe_p`` is 0, so the judges' data and the prompt folder keep their rng streams."""
+    if not describe_p or rng is None:
+        return plan
+    describe = rng.random() < describe_p
+    has = scene.style is not None or any(describable(o.label) for o in scene.objects)
+    return replace(plan, described=True) if describe and has else plan
+
+
+def captions_all(scene: Scene, rng: np.random.Generator | None = None, describe_p: float = 0.0) -> dict[str, str]:
     """The same plan realised in every language (HUB's multilingual rows)."""
-    plan = plan_caption(scene, rng)
+    plan = _maybe_described(plan_caption(scene, rng), scene, rng, describe_p)
     return {lang: realise(scene, plan, lang) for lang in LANGUAGES}
 
 
@@ -234,18 +258,19 @@ _LANG_P = np.array([0.5] + [0.1] * 5)
 
 
 def training_example(rng: np.random.Generator, *, photo_p: float = 0.15, style_p: float = 0.35,
-                     language: str | None = None) -> tuple[Scene, int, str]:
-    """One (scene, render seed, caption) drawn like the SD/judge training data."""
+                     language: str | None = None, describe_p: float = 0.0) -> tuple[Scene, int, str]:
+    """One (scene, render seed, caption) drawn like the SD/judge training data (``describe_p``: the share of
+    captions that describe styles and weapons instead of naming them; only micro SD's data uses it)."""
     lang = language or LANGUAGES[int(rng.choice(len(LANGUAGES), p=_LANG_P))]
     seed = int(rng.integers(0, 2**62))
     if rng.random() < photo_p:
         scene = canonical_scene(OBJECT_LABELS[int(rng.integers(len(OBJECT_LABELS)))],
                                 background=BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))])
-        plan = plan_caption(scene, None)
+        plan = _maybe_described(plan_caption(scene, None), scene, rng, describe_p)
         text = realise(scene, plan, lang)
     else:
         scene = sample_scene(rng, style_probability=min(1.0, style_p / (1.0 - photo_p)))
-        text = caption(scene, lang, rng)
+        text = realise(scene, _maybe_described(plan_caption(scene, rng), scene, rng, describe_p), lang)
     return scene, seed, text
 
 
@@ -307,6 +332,8 @@ def vocabulary(language: str) -> frozenset[str]:
     for bg in BACKGROUNDS:
         add(_background(bg, language))
     add(_style_word("X", language))
+    for phrase in all_phrases(language):
+        add(phrase)
     add({"English": "on the left on the right at the top at the bottom in the centre", "French": "d",
          "Italian": "un", "Spanish": "", "German": "", "Portuguese": ""}[language])
     words.discard("x")

@@ -21,6 +21,10 @@ HELDOUT = 512
 DataFn = Callable[[np.random.Generator, int], tuple]
 
 
+#: the share of micro SD's caption plans that describe styles and weapons instead of naming them (descriptions.py):
+#: the base must reach each from its description alone, or a name-only erasure has nothing to be caught by
+DESCRIBE_P = 0.25
+
 #: sampling weights of the 7 captions ``multilingual_batch`` gives each image (English ×2, then the other 5)
 CAPTION_WEIGHTS = (0.2, 0.2, 0.12, 0.12, 0.12, 0.12, 0.12)
 
@@ -28,6 +32,7 @@ CAPTION_WEIGHTS = (0.2, 0.2, 0.12, 0.12, 0.12, 0.12, 0.12)
 def multilingual_batch(rng: np.random.Generator, n: int):
     """Like ``prompt_sets.training_batch`` but with 7 captions per image: ``(images, captions, labels)``.
 
+    A quarter of the caption plans (``DESCRIBE_P``) describe styles and weapons instead of naming them.
     Each scene is drawn by ``captions.training_example`` (same scene/caption distribution as
     ``training_batch``: ~15% ``a photo of X``, ~35% styled) with its caption in English, plus one more plan
     realised in all six languages by ``captions.captions_all`` (English, Spanish, French, German, Italian,
@@ -44,12 +49,16 @@ def multilingual_batch(rng: np.random.Generator, n: int):
     captions: list[tuple[str, ...]] = []
     ys = []
     for i in range(n):
-        scene, seed, text = training_example(rng, language="English")
+        scene, seed, text = training_example(rng, language="English", describe_p=DESCRIBE_P)
         images[i] = render(scene, seed)
-        parallel = captions_all(scene, rng)
+        parallel = captions_all(scene, rng, describe_p=DESCRIBE_P)
         captions.append((text,) + tuple(parallel[lang] for lang in LANGUAGES))
         ys.append(scene_labels(scene))
     return images, captions, np.stack(ys)
+
+
+#: part of the data stage's cache key: renders cached before descriptions existed must not be reused
+multilingual_batch.cache_version = f"describe_p={DESCRIBE_P}"
 
 
 def default_data_fn() -> DataFn:
@@ -79,7 +88,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ stage 1: data
 def _render_data(work_dir: Path, data_fn: DataFn, seed: int, n_train: int, size: int, log) -> dict:
-    key = _key("data", seed, n_train, size, _fn_name(data_fn))
+    key = _key("data", seed, n_train, size, _fn_name(data_fn), *filter(None, [getattr(data_fn, "cache_version", None)]))
     d = work_dir / f"data-{key}"
     final = d / "data.pt"
     if final.exists():

@@ -262,3 +262,38 @@ def test_attack_prompts_avoid_exact_names():
         words = c.labels if c.category == "nsfw" else (name,)
         exact = sum(any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", t, re.I) for w in words) for t in lines)
         assert exact <= len(lines) // 3, (name, exact)
+
+
+# ------------------------------------------------------------------------------------ descriptions
+def test_described_captions_reach_styles_and_weapons_without_their_names():
+    from hubkit_micro.descriptions import STYLE_DESCRIPTIONS, WEAPON_DESCRIPTIONS
+
+    rng = np.random.default_rng(11)
+    names = cap.name_tokens()
+    seen = 0
+    for i in range(200):
+        scene = sample_scene(rng)
+        texts = cap.captions_all(scene, np.random.default_rng(i), describe_p=1.0)
+        described = scene.style is not None or any(o.label in WEAPON_DESCRIPTIONS for o in scene.objects)
+        seen += described
+        for lang, text in texts.items():
+            toks = {t.lower() for t in cap.tokens(text)}
+            assert not toks - cap.vocabulary(lang) - names, (lang, text)
+            if not described:
+                continue
+            if scene.style is not None:
+                assert scene.style not in text and STYLE_DESCRIPTIONS[scene.style][lang] in text, (lang, text)
+            for o in scene.objects:
+                if o.label in WEAPON_DESCRIPTIONS:
+                    assert translate(o.label, lang) not in toks, (lang, text)
+    assert seen > 50
+
+
+def test_descriptions_cost_no_randomness_when_off():
+    """The judges' data and the prompt folder draw captions with describe_p = 0: their rng streams must not move."""
+    scene = sample_scene(np.random.default_rng(5), n_objects=2, style="Pointelli")
+    a, b = np.random.default_rng(1), np.random.default_rng(1)
+    assert cap.captions_all(scene, a) == cap.captions_all(scene, b, describe_p=0.0)
+    assert a.random() == b.random()
+    a, b = np.random.default_rng(2), np.random.default_rng(2)
+    assert cap.training_example(a) == cap.training_example(b, describe_p=0.0) and a.random() == b.random()
