@@ -44,6 +44,7 @@ _OPTIONS = {
     "--compile": ("hubkit_compile", "torch.compile the UNet (opt-in; its warm-up is timed and reported)", {"action": "store_true"}),
     "--ray": ("hubkit_ray", "make missing images on a Ray cluster, one actor per GPU: auto (the cluster this machine "
                             "belongs to, or a local one) or ADDRESS (ray://host:10001); needs pip install hubkit[ray]", {}),
+    "--results": ("hubkit_results", "where the run's results.json goes (default: reports/results.json under the rootdir)", {}),
 }
 _FLAGS = {"--trust-checkpoint", "--compile"}
 

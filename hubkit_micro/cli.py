@@ -22,6 +22,17 @@ def _micro_check(args) -> int:
     return 0
 
 
+def _micro_leaderboard(args) -> int:
+    from hubkit_micro.leaderboard import leaderboard
+
+    board = leaderboard(methods=tuple(args.method or ()) or None, concepts=tuple(args.concept or ()) or None,
+                        budget=args.budget, seed=args.seed, work=args.work, out=args.out, fast=args.fast,
+                        select=args.select)
+    ranked = sorted((r for r in board.rows if not r.baseline and r.average_rank is not None), key=lambda r: r.average_rank)
+    print(f"wrote {args.out}; average ranks: " + ", ".join(f"{r.name} {r.average_rank:.1f}" for r in ranked))
+    return 0
+
+
 def add_parser(subparsers) -> None:
     from hubkit_micro.check import PARTS
 
@@ -40,3 +51,16 @@ def add_parser(subparsers) -> None:
     check.add_argument("--base", type=Path, default=None,
                        help="a candidate base model folder: measures its bars (base, description, attack power)")
     check.set_defaults(func=_micro_check)
+    from hubkit_micro.leaderboard import CONCEPTS, DEFAULT_OUT, DEFAULT_WORK, METHODS
+
+    board = micro.add_parser("leaderboard", help="HUB's Table 3 and Table 5 for every method of the roster on the "
+                                                 "micro world (docs/micro-leaderboard.md)")
+    board.add_argument("--method", action="append", choices=list(METHODS), help="only these methods (repeatable)")
+    board.add_argument("--concept", action="append", choices=list(CONCEPTS), help="only these concepts (repeatable)")
+    board.add_argument("--budget", default="ci", help="the suites' budget (default ci)")
+    board.add_argument("--seed", type=int, default=0)
+    board.add_argument("--select", default=None, help="a pytest -k expression passed to every run")
+    board.add_argument("--work", type=Path, default=DEFAULT_WORK, help="built checkpoints and results files (reused)")
+    board.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the Markdown file to write")
+    board.add_argument("--fast", action="store_true", help="token training steps (a smoke test, not a leaderboard)")
+    board.set_defaults(func=_micro_leaderboard)

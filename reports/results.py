@@ -124,6 +124,10 @@ def run_notices(config: pytest.Config) -> list[str]:
 
 
 def results_path(config: pytest.Config) -> Path:
+    """``--results PATH`` (relative to where pytest was started), else reports/results.json under the rootdir."""
+    chosen = config.getoption("hubkit_results", None) or config.getini("hubkit_results")
+    if chosen:
+        return Path(config.invocation_params.dir) / chosen
     return Path(config.rootpath) / "reports" / "results.json"
 
 

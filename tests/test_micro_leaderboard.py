@@ -1,0 +1,42 @@
+"""``hubkit micro leaderboard``: every method's checkpoint evaluated by the users' own command, tabled by
+``hubkit compare``'s code, and nothing repeated on a re-run."""
+
+from __future__ import annotations
+
+import json
+
+from hubkit_micro import leaderboard, paths
+
+
+def test_leaderboard_runs_the_users_command_per_checkpoint_and_reuses_it(tmp_path):
+    users_results = paths.ROOT.parent / "reports" / "results.json"
+    before = users_results.stat().st_mtime_ns if users_results.is_file() else None
+    out, work, said = tmp_path / "board.md", tmp_path / "work", []
+    board = leaderboard.leaderboard(methods=("uce", "sld"), concepts=("Pointelli",), budget="smoke", fast=True,
+                                    select="test_target_proportion", work=work, out=out, log=said.append)
+
+    rows = {r.name: r for r in board.rows}
+    assert list(rows) == ["original", "uce", "sld"] and rows["original"].baseline
+    assert {rows["uce"].average_rank, rows["sld"].average_rank} == {1.0, 2.0}
+    text = out.read_text()
+    assert "hubkit micro leaderboard --budget smoke" in text and "## Ranks (HUB Table 5)" in text
+    assert "| uce |" in text and "baseline (not ranked)" in text
+    # each run is the suites' own results.json, written where --results says (the user's file is untouched)
+    for row in ("original", "uce", "sld"):
+        doc = json.loads((work / "runs" / f"{row}-pointelli.json").read_text())
+        assert doc["schema"].startswith("hubkit.results/") and doc["records"]
+        assert "--results" in doc["run"]["command"] and "--concept Pointelli" in doc["run"]["command"]
+    assert (users_results.stat().st_mtime_ns if users_results.is_file() else None) == before
+    assert sum("building" in line for line in said) == 2 and sum("--model" in line for line in said) == 3
+
+    said.clear()   # a re-run builds nothing and runs nothing: the checkpoints and results are keyed and reused
+    again = leaderboard.leaderboard(methods=("uce", "sld"), concepts=("Pointelli",), budget="smoke", fast=True,
+                                    select="test_target_proportion", work=work, out=out, log=said.append)
+    assert said == [] and [r.average_rank for r in again.rows] == [r.average_rank for r in board.rows]
+
+
+def test_leaderboard_refuses_a_method_outside_the_roster(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown method"):
+        leaderboard.leaderboard(methods=("esd", "magic"), work=tmp_path, out=tmp_path / "x.md")
