@@ -40,15 +40,6 @@ def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _folder_digest(folder: Path) -> str:
-    """What a built checkpoint depends on in the base: the bytes of its weight files."""
-    h = hashlib.sha256()
-    for f in sorted(Path(folder).rglob("*.safetensors")):
-        h.update(f.relative_to(folder).as_posix().encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def _shipped(method: str, concept: str) -> Path | None:
     """The shipped checkpoint of ``method`` on ``concept`` (``build.SHIPPED``'s plain entries), if any."""
     from hubkit_micro.build import OVER_ERASERS, SHIPPED
@@ -70,7 +61,7 @@ def checkpoint(method: str, concept: str, work: Path, *, base: Path = paths.BASE
         if shipped is not None:
             return shipped
     options = {**MICRO_PRESETS[method], **micro_options(method, concept), **(FAST_OVERRIDES[method] if fast else {})}
-    key = _digest(_folder_digest(base), method, concept, options, seed)
+    key = _digest(paths.weights_digest(base), method, concept, options, seed)
     out = Path(work) / "checkpoints" / f"{method}-{_slug(concept)}-{key}"
     stamp = out / "leaderboard.json"
     if stamp.is_file():
@@ -98,8 +89,8 @@ def evaluate(model: Path, concept: str, results: Path, *, budget: str, seed: int
              log=print) -> Path:
     """``pytest suites --model MODEL --concept CONCEPT --budget BUDGET --results RESULTS`` (the users' command), once
     per key: a finished run with the same checkpoint, budget, seed and selection is not repeated."""
-    key = _digest(str(model), _folder_digest(model if Path(model).is_dir() else Path(model).parent), concept, budget,
-                  seed, select)
+    key = _digest(str(model), paths.weights_digest(model if Path(model).is_dir() else Path(model).parent),
+                  paths.weights_digest(paths.BASE), concept, budget, seed, select)
     stamp = results.with_suffix(".key")
     if results.is_file() and stamp.is_file() and stamp.read_text() == key:
         return results

@@ -26,6 +26,18 @@ def unlearned(name: str) -> Path:
     return UNLEARNED / name
 
 
+def weights_digest(folder: Path) -> str:
+    """A short digest of a model folder's weight and config files (names and bytes): what a checkpoint built from it,
+    or a measurement of it, depends on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(folder).rglob("*") if p.suffix in (".safetensors", ".bin", ".pt", ".json")):
+        h.update(f.relative_to(folder).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _unlearning_presets(method: str, concept=None) -> dict:
     from hubkit_micro.unlearn import presets
 

@@ -4,6 +4,7 @@ trains on (stage 3: the VAE's posterior of every training image, and the tokenis
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,18 +22,19 @@ HELDOUT = 512
 DataFn = Callable[[np.random.Generator, int], tuple]
 
 
-#: the share of micro SD's caption plans that describe styles and weapons instead of naming them (descriptions.py):
-#: the base must reach each from its description alone, or a name-only erasure has nothing to be caught by
+#: the share of caption plans that describe styles and weapons instead of naming them (descriptions.py) in the base
+#: v2 candidate (docs/base-experiments.md): the base must reach each from its description alone, or a name-only
+#: erasure has nothing to be caught by. The shipped base was trained with none (``train_sd(describe_p=0)``).
 DESCRIBE_P = 0.25
 
 #: sampling weights of the 7 captions ``multilingual_batch`` gives each image (English ×2, then the other 5)
 CAPTION_WEIGHTS = (0.2, 0.2, 0.12, 0.12, 0.12, 0.12, 0.12)
 
 
-def multilingual_batch(rng: np.random.Generator, n: int):
+def multilingual_batch(rng: np.random.Generator, n: int, describe_p: float = 0.0):
     """Like ``prompt_sets.training_batch`` but with 7 captions per image: ``(images, captions, labels)``.
 
-    A quarter of the caption plans (``DESCRIBE_P``) describe styles and weapons instead of naming them.
+    A share ``describe_p`` of the caption plans describe styles and weapons instead of naming them.
     Each scene is drawn by ``captions.training_example`` (same scene/caption distribution as
     ``training_batch``: ~15% ``a photo of X``, ~35% styled) with its caption in English, plus one more plan
     realised in all six languages by ``captions.captions_all`` (English, Spanish, French, German, Italian,
@@ -49,20 +51,23 @@ def multilingual_batch(rng: np.random.Generator, n: int):
     captions: list[tuple[str, ...]] = []
     ys = []
     for i in range(n):
-        scene, seed, text = training_example(rng, language="English", describe_p=DESCRIBE_P)
+        scene, seed, text = training_example(rng, language="English", describe_p=describe_p)
         images[i] = render(scene, seed)
-        parallel = captions_all(scene, rng, describe_p=DESCRIBE_P)
+        parallel = captions_all(scene, rng, describe_p=describe_p)
         captions.append((text,) + tuple(parallel[lang] for lang in LANGUAGES))
         ys.append(scene_labels(scene))
     return images, captions, np.stack(ys)
 
 
-#: part of the data stage's cache key: renders cached before descriptions existed must not be reused
-multilingual_batch.cache_version = f"describe_p={DESCRIBE_P}"
-
-
-def default_data_fn() -> DataFn:
-    return multilingual_batch
+def default_data_fn(describe_p: float = 0.0) -> DataFn:
+    """``multilingual_batch`` with ``describe_p``; without descriptions it is the function itself, whose cache key (and
+    data) are the shipped base's."""
+    if not describe_p:
+        return multilingual_batch
+    fn = functools.partial(multilingual_batch, describe_p=describe_p)
+    fn.__qualname__ = multilingual_batch.__qualname__
+    fn.cache_version = f"describe_p={describe_p}"  # part of the data stage's cache key
+    return fn
 
 
 def render_images(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -135,6 +135,8 @@ def train_sd(
     unet_focus_steps: int = 0,
     unet_focus_lr: float = 3e-4,
     unet_finetune_threads: int | None = None,
+    unet_threads: int | None = None,
+    describe_p: float = 0.0,
     steps: int = DEFAULT_STEPS,
     guidance: float = DEFAULT_GUIDANCE,
     data_fn: DataFn | None = None,
@@ -149,9 +151,11 @@ def train_sd(
     """Train micro SD (resuming from ``work_dir``) and write the pipeline folder to ``out_dir``; returns it.
 
     ``steps``/``guidance`` are the default generation settings recorded in ``out_dir/hubkit.json``.
-    ``threads`` applies to every stage except the UNet's later ones (finetune, focus), which use
-    ``unet_finetune_threads`` when given: CPU gradients differ in their last bits between thread counts,
+    ``threads`` applies to every stage; ``unet_threads`` (when given) to the UNet's stages from the first on, and
+    ``unet_finetune_threads`` (when given) to its later ones (finetune, focus): CPU gradients differ in their last bits between thread counts,
     so a rebuild reproduces the shipped weights only with the thread count each stage was trained at.
+    ``describe_p``: the share of caption plans that describe styles and weapons instead of naming them
+    (``hubkit_micro.descriptions``; the shipped base: 0).
     ``_stop_after_*`` stop the run (leaving a checkpoint) after that many steps of this call, as a crash would.
     """
     from hubkit.tokenizer import clip_tokenizer
@@ -169,7 +173,7 @@ def train_sd(
     try:
         vae_result, vae_key = _train_vae(work_dir, image_fn, cfg, seed, vae_steps, vae_batch, vae_lr,
                                          checkpoint_every_s, checkpoint_every_steps, _stop_after_vae, log)
-        data = _render_data(work_dir, data_fn or default_data_fn(), seed, n_train, cfg.image_size, log)
+        data = _render_data(work_dir, data_fn or default_data_fn(describe_p), seed, n_train, cfg.image_size, log)
         data_key = data["key"]
         lat = _encode_latents(work_dir, data, data_key, vae_result, vae_key, cfg, tokenizer, log)
         dec_result = None
@@ -179,6 +183,8 @@ def train_sd(
         vae_state = (dec_result or vae_result)["model"]
         # the final VAE is known now: write it early (the judge trainer trains on its reconstructions)
         final_vae(cfg, vae_state, lat).save_pretrained(str(out_dir / "vae"), safe_serialization=True)
+        if unet_threads:
+            torch.set_num_threads(unet_threads)
         unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_steps, unet_batch, unet_lr,
                                   checkpoint_every_s, checkpoint_every_steps, _stop_after_unet, log)
         unet_seconds = unet_result["seconds"]
@@ -219,6 +225,7 @@ def train_sd(
         },
         "seed": seed,
         "n_train": n_train,
+        "describe_p": describe_p,
         "vae_steps": vae_steps,
         "unet_steps": unet_steps,
         "unet_finetune_steps": unet_finetune_steps,
@@ -268,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unet-focus-lr", type=float, default=3e-4)
     ap.add_argument("--unet-finetune-threads", type=int, default=None,
                     help="torch threads for the later UNet stages (default: --threads; the shipped base used 2)")
+    ap.add_argument("--unet-threads", type=int, default=None,
+                    help="torch threads for the UNet's stages (default: --threads)")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="default DDIM steps recorded in hubkit.json")
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="default guidance for hubkit.json")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the shipped weights used 1)")
@@ -281,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                     unet_steps=a.unet_steps, n_train=a.n_train, unet_batch=a.unet_batch, unet_lr=a.unet_lr,
                     unet_finetune_steps=a.unet_finetune_steps, unet_finetune_lr=a.unet_finetune_lr,
                     unet_focus_steps=a.unet_focus_steps, unet_focus_lr=a.unet_focus_lr,
-                    unet_finetune_threads=a.unet_finetune_threads,
+                    unet_finetune_threads=a.unet_finetune_threads, unet_threads=a.unet_threads,
                     steps=a.steps, guidance=a.guidance, threads=a.threads,
                     checkpoint_every_s=a.checkpoint_every_s, quiet=a.quiet)
     return 0

@@ -168,24 +168,33 @@ def test_a_judge_without_the_role_it_is_configured_for_stops_the_run_in_one_line
 
 
 # ------------------------------------------------------------------------------------------------- the shelf
-@pytest.mark.parametrize("name", ["destroyed", "half-erased", "name-only"])
-def test_the_shelf_of_bad_checkpoints_fails_where_each_deserves(run_suite, name):
-    """Each known-bad checkpoint of the micro world (``hubkit_micro.shelf``) fails its aspect with a *decided* verdict
-    at the ci budget (the base model, the over-eraser and SLD are the shelf's other entries, tested above)."""
+@pytest.mark.parametrize("name", ["destroyed", "half-erased", "name-only", "english-only"])
+def test_the_shelf_of_bad_checkpoints_fails_where_each_deserves(run_suite, name, tmp_path_factory):
+    """Each known-bad checkpoint of the micro world (``hubkit_micro.shelf``, built from the base on first use) fails its
+    aspect with a *decided* verdict at the ci budget (the base model, the over-eraser and SLD are the shelf's other
+    entries, tested above)."""
+    import subprocess
+    import sys
+
     from hubkit_micro.shelf import SHELF, path_of
 
-    model = path_of(name)
-    if not model.exists():
-        pytest.skip(f"shelf entry {name} not built (python -m hubkit_micro.shelf)")
-    aspect_filter, why = SHELF[name]
-    result, records = run_suite(model, "-k", aspect_filter)
-    assert records and all(r["verdict"] == "fail" for r in records), (why, records)
+    # built in a subprocess, as users build it: building imports torch modules that pytester's sys.modules snapshot
+    # would unload after the test, and a second import of them in this process crashes
+    cache = tmp_path_factory.getbasetemp() / "shelf"
+    subprocess.run([sys.executable, "-m", "hubkit_micro.shelf", name, "--cache", str(cache)], check=True)
+    model = path_of(name, cache=cache)
+    entry = SHELF[name]
+    result, records = run_suite(model, "-k", entry.must_fail, concept=entry.concept)
+    assert records and all(r["verdict"] == "fail" for r in records), (entry.why, records)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    if name == "name-only":  # it looks erased: the concept's name no longer draws it, and the images are as good
-        result, records = run_suite(model, "-k", "(faithfulness and test_target_proportion and not vs_base) or fid_vs_base")
-        assert len(records) == 2 and all(r["verdict"] == "pass" for r in records), records
-        # and the attack that catches it does not fail an erasure that holds
-        result, records = run_suite(checkpoint("esd-pointelli"), "-k", aspect_filter)
+    if name in ("name-only", "english-only"):  # each looks erased: the English prompts no longer draw it
+        result, records = run_suite(model, "-k", "faithfulness and test_target_proportion and not vs_base",
+                                    concept=entry.concept)
+        assert len(records) == 1 and records[0]["verdict"] == "pass", records
+    if name == "name-only":  # and its images are as good, and the attack that catches it passes an erasure that holds
+        result, records = run_suite(model, "-k", "fid_vs_base")
+        assert len(records) == 1 and records[0]["verdict"] == "pass", records
+        result, records = run_suite(checkpoint("esd-pointelli"), "-k", entry.must_fail)
         assert records and all(r["verdict"] == "pass" for r in records), records
 
 
