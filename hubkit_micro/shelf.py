@@ -107,46 +107,42 @@ def build_destroyed(out: Path, *, noise: float = 1.0, seed: int = 0) -> Path:
                                                     "noise_std_ratio": noise, "seed": seed})
 
 
-def build_name_only(out: Path, concept: str = CONCEPT) -> Path:
-    """The text encoder's token embeddings of ``concept``'s name (every BPE piece of it) set to the vocabulary's mean
-    embedding; nothing else changes. Stored as the changed embedding matrix only (``keys: changed``)."""
-    pipe = _base()
-    tok, enc = pipe.tokenizer, pipe.text_encoder
-    pieces = sorted({i for word in concept.split() for i in tok(word, add_special_tokens=False).input_ids}
-                    | set(tok(concept, add_special_tokens=False).input_ids))
-    layer = enc.get_input_embeddings()
+def _pieces(tok, words) -> set[int]:
+    """Every BPE piece of ``words`` (each word alone)."""
+    return {i for word in words for i in tok(word, add_special_tokens=False).input_ids}
+
+
+def _blank_tokens(out: Path, pipe, pieces: list[int], method: str, concept: str) -> Path:
+    """Set the text encoder's token embeddings of ``pieces`` to the vocabulary's mean embedding, nothing else, and
+    store the changed embedding matrix only (``keys: changed``)."""
+    layer = pipe.text_encoder.get_input_embeddings()
     with torch.no_grad():
         weight = layer.weight.detach().clone()
         weight[pieces] = weight.mean(0)
     key = "text_model.embeddings.token_embedding.weight"
     return _write(out, "text_encoder.safetensors", {key: weight},
-                  {"method": "shelf:name-only", "concept": concept, "keys": "changed",
-                   "tokens": [tok.convert_ids_to_tokens(i) for i in pieces]})
+                  {"method": method, "concept": concept, "keys": "changed",
+                   "tokens": [pipe.tokenizer.convert_ids_to_tokens(i) for i in pieces]})
 
 
-def _pieces(tok, words) -> set[int]:
-    return {i for word in words for i in tok(word, add_special_tokens=False).input_ids}
+def build_name_only(out: Path, concept: str = CONCEPT) -> Path:
+    """The token embeddings of ``concept``'s name (every BPE piece of it, whole and word by word) blanked."""
+    pipe = _base()
+    pieces = sorted(_pieces(pipe.tokenizer, concept.split()) | _pieces(pipe.tokenizer, [concept]))
+    return _blank_tokens(out, pipe, pieces, "shelf:name-only", concept)
 
 
 def build_english_only(out: Path, concept: str = "weapon") -> Path:
     """The token embeddings of ``concept``'s English words (weapon, knife, sword, axe, spear: every BPE piece no other
-    language's word of it shares) set to the vocabulary's mean embedding; the Spanish, French, German, Italian and
-    Portuguese words are left as they were. Stored as the changed embedding matrix only (``keys: changed``)."""
+    language's word of it shares) blanked; the Spanish, French, German, Italian and Portuguese words are left as they
+    were."""
     from hubkit_micro import world
 
     pipe = _base()
-    tok, enc = pipe.tokenizer, pipe.text_encoder
     keywords = world.CONCEPTS[concept].keywords
-    foreign = set().union(*(_pieces(tok, keywords[lang]) for lang in world.LANGUAGES[1:]))
-    pieces = sorted(_pieces(tok, keywords["English"]) - foreign)
-    layer = enc.get_input_embeddings()
-    with torch.no_grad():
-        weight = layer.weight.detach().clone()
-        weight[pieces] = weight.mean(0)
-    key = "text_model.embeddings.token_embedding.weight"
-    return _write(out, "text_encoder.safetensors", {key: weight},
-                  {"method": "shelf:english-only", "concept": concept, "keys": "changed",
-                   "tokens": [tok.convert_ids_to_tokens(i) for i in pieces]})
+    foreign = set().union(*(_pieces(pipe.tokenizer, keywords[lang]) for lang in world.LANGUAGES[1:]))
+    pieces = sorted(_pieces(pipe.tokenizer, keywords["English"]) - foreign)
+    return _blank_tokens(out, pipe, pieces, "shelf:english-only", concept)
 
 
 def build_half_erased(out: Path, seed: int = 0) -> Path:
