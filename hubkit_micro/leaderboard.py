@@ -52,7 +52,7 @@ def _shipped(method: str, concept: str) -> Path | None:
 
 
 def checkpoint(method: str, concept: str, work: Path, *, base: Path = paths.BASE, seed: int = 0,
-               fast: bool = False, log=print) -> Path:
+               fast: bool = False, base_digest: str | None = None, log=print) -> Path:
     """The path ``--model`` takes for ``method`` erasing ``concept``: shipped, cached, or built now."""
     from hubkit_micro.unlearn import FAST_OVERRIDES, MICRO_PRESETS, micro_options, unlearn
 
@@ -61,7 +61,7 @@ def checkpoint(method: str, concept: str, work: Path, *, base: Path = paths.BASE
         if shipped is not None:
             return shipped
     options = {**MICRO_PRESETS[method], **micro_options(method, concept), **(FAST_OVERRIDES[method] if fast else {})}
-    key = _digest(paths.weights_digest(base), method, concept, options, seed)
+    key = _digest(base_digest or paths.weights_digest(base), method, concept, options, seed)
     out = Path(work) / "checkpoints" / f"{method}-{_slug(concept)}-{key}"
     stamp = out / "leaderboard.json"
     if stamp.is_file():
@@ -86,11 +86,11 @@ def _training_cost(model: Path) -> dict:
 
 
 def evaluate(model: Path, concept: str, results: Path, *, budget: str, seed: int, select: str | None,
-             log=print) -> Path:
+             base_digest: str | None = None, log=print) -> Path:
     """``pytest suites --model MODEL --concept CONCEPT --budget BUDGET --results RESULTS`` (the users' command), once
     per key: a finished run with the same checkpoint, budget, seed and selection is not repeated."""
     key = _digest(str(model), paths.weights_digest(model if Path(model).is_dir() else Path(model).parent),
-                  paths.weights_digest(paths.BASE), concept, budget, seed, select)
+                  base_digest or paths.weights_digest(paths.BASE), concept, budget, seed, select)
     stamp = results.with_suffix(".key")
     if results.is_file() and stamp.is_file() and stamp.read_text() == key:
         return results
@@ -108,7 +108,7 @@ def evaluate(model: Path, concept: str, results: Path, *, budget: str, seed: int
         raise RuntimeError(f"evaluating {model} on {concept} failed (pytest exit {done.returncode}); its output ends:\n"
                            + done.stdout[-3000:])
     log(f"[hubkit micro leaderboard]   {time.perf_counter() - start:.0f} s, pytest exit {done.returncode}")
-    results.with_suffix(".key").write_text(key)
+    stamp.write_text(key)
     return results
 
 
@@ -127,14 +127,16 @@ def leaderboard(*, methods=METHODS, concepts=CONCEPTS, budget: str = "ci", seed:
     (work / "runs").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     runs, costs = [], {}
+    base_digest = paths.weights_digest(paths.BASE)  # read once: every key below depends on it
     rows = [(BASELINE, None)] + [(m, m) for m in methods]
     for row, method in rows:
         for concept in concepts:
-            model = paths.BASE if method is None else checkpoint(method, concept, work, seed=seed, fast=fast, log=log)
+            model = paths.BASE if method is None else checkpoint(method, concept, work, seed=seed, fast=fast,
+                                                                    base_digest=base_digest, log=log)
             if method is not None:
                 costs[(method, concept)] = _training_cost(model)
             results = work / "runs" / f"{row}-{_slug(concept)}.json"
-            evaluate(model, concept, results, budget=budget, seed=seed, select=select, log=log)
+            evaluate(model, concept, results, budget=budget, seed=seed, select=select, base_digest=base_digest, log=log)
             runs.append(load_run(results, row))
     board = compare(runs, baselines=[BASELINE])
     minutes = (time.perf_counter() - start) / 60
