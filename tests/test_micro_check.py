@@ -79,3 +79,30 @@ def test_a_partial_check_names_its_parts_and_refuses_unknown_ones():
 
     with pytest.raises(ValueError, match="unknown check part"):
         check.check(only=("speedy",))
+
+
+
+def test_vae_bar_catches_a_vae_that_loses_a_concept(monkeypatch, tmp_path):
+    """The VAE round trip is judged by the real detector: a VAE that keeps the renders passes every concept, one that
+    blurs (as the 2,000-step VAE did to Pointelli's dots) fails Pointelli. No VAE folder is one clear error."""
+    import numpy as np
+    import pytest
+    from PIL import Image, ImageFilter
+
+    from hubkit_micro import judge_data
+
+    monkeypatch.setattr(judge_data, "vae_reconstructions", lambda images, vae_dir: images)
+    result = check.check(n=16, only=("vae",))
+    assert result["parts"] == ["vae"] and result["all_ok"], result
+    assert len([k for k in result if k.startswith("base.vae_roundtrip.")]) == 7
+
+    def blurs(images, vae_dir):
+        return np.stack([np.asarray(Image.fromarray(x).filter(ImageFilter.GaussianBlur(1.2))) for x in images])
+
+    monkeypatch.setattr(judge_data, "vae_reconstructions", blurs)
+    result = check.check(n=16, only=("vae",))
+    assert not result["all_ok"] and not result["base.vae_roundtrip.Pointelli"]["ok"], result
+
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError, match="no VAE to round-trip through"):
+        check.vae_bars(2, 0, base=tmp_path)
