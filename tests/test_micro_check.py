@@ -81,7 +81,6 @@ def test_a_partial_check_names_its_parts_and_refuses_unknown_ones():
         check.check(only=("speedy",))
 
 
-
 def test_vae_bar_catches_a_vae_that_loses_a_concept(monkeypatch, tmp_path):
     """The VAE round trip is judged by the real detector: a VAE that keeps the renders passes every concept, one that
     blurs (as the 2,000-step VAE did to Pointelli's dots) fails Pointelli. No VAE folder is one clear error."""
