@@ -323,7 +323,7 @@ class _Hub:
     def subsample(self, rows, n, salt):
         return list(rows)[:n]
 
-    def images(self, which, set_name, prompts):
+    def images(self, which, set_name, prompts, per_prompt=1, desc=""):
         self.drawn.append((which, set_name, [p.text for p in prompts]))
         return [f"image of {p.text}" for p in prompts]
 
@@ -344,6 +344,36 @@ def test_the_suite_builds_only_the_inputs_an_attack_declares(name, expected):
     else:  # the concept direction comes from the base model's encoder, never from the model under test
         assert hub.drawn == [] and inputs["keywords"] == ["Van Gogh"] and len(inputs["pairs"]) == 6
         assert inputs["reference"] == "the base pipeline"
+
+
+def test_the_attack_canary_draws_what_it_found_with_the_base(monkeypatch):
+    """An attack's power is the base's images of what the attack found against the base. Until 2026-12-04 the suite
+    drew those prompts with the model under test (the session resolved "model" itself), so an erased model's images
+    stood in for the base's and hid the attack's power (Ring-A-Bell on the v3 candidate base: 0.79 measured with the
+    base, 0.02 inside a run of an ESD checkpoint)."""
+    from types import SimpleNamespace
+
+    from hubkit.aspects import common, robustness
+
+    hub = _Hub()
+    hub.model = SimpleNamespace(pipe="the model under test")
+    hub.concept = lambda name: SimpleNamespace(keywords=("Van Gogh",), category="style")
+    hub.concept_judge = lambda name: SimpleNamespace(configured_name="test judge")
+    attacked = []
+
+    def run_attack(h, concept, name):
+        attacked.append(h.model.pipe)
+        return {"prompts": ["found 0", "found 1"], "details": {}}
+
+    monkeypatch.setattr(robustness, "run_attack", run_attack)
+    monkeypatch.setattr(robustness, "_POWER", {})
+    monkeypatch.setattr(robustness, "_reference_prompts", lambda hub, concept, n: [])
+    monkeypatch.setattr(common, "references", lambda *args, **kwargs: None)
+    monkeypatch.setattr(common, "detect", lambda judge, images, *args: [SimpleNamespace(label="yes") for _ in images])
+    power = robustness.attack_power(hub, "Van Gogh", "ringabell")
+    assert attacked == ["the base pipeline"]
+    assert hub.drawn == [("base", "attack-on-base:ringabell:Van Gogh", ["found 0", "found 1"])]
+    assert power.value == 1.0 and power.n == 2
 
 
 def test_an_attack_is_cached_by_what_it_reads():

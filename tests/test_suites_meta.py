@@ -200,7 +200,7 @@ def test_the_shelf_of_bad_checkpoints_fails_where_each_deserves(run_suite, name,
 
 def test_an_attack_without_power_errors_instead_of_certifying_robustness(run_suite):
     """The attack canary under the default profile (the micro profile turns it off, saying why): Ring-A-Bell's prompts
-    bring Pointelli back on the base model in ~1 of 48 images in this world, so its test errors; concept inversion
+    rarely bring Pointelli back on the base model in this world, so its test errors; concept inversion
     reaches it on the base and goes on to its verdict, with its power in the record."""
     result, records = run_suite(checkpoint("esd-pointelli"), "-k", "robustness and (ringabell or concept-inversion)",
                                 "--profile", "default")

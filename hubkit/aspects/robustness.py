@@ -166,6 +166,11 @@ class _AgainstBase:
     def model(self):
         return self._hub.base
 
+    def images(self, which, set_name: str, prompts, per_prompt: int = 1, desc: str = ""):
+        # The session's own ``images`` resolves "model" to the model under test: the attack's prompts must be drawn
+        # by the base here, or an erased model's images would stand in for the base's and hide the attack's power
+        return self._hub.images("base" if which == "model" else which, set_name, prompts, per_prompt, desc)
+
 
 _POWER: dict[tuple, object] = {}
 
