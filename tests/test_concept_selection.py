@@ -160,13 +160,17 @@ def test_efficiency_rounds_come_from_the_budget(monkeypatch):
     assert BUDGETS.get("smoke").efficiency_rounds == 3
     calls = []
     monkeypatch.setattr(efficiency, "_timed", lambda hub, loaded, prompts: calls.append(loaded) or (1.0, None, 1.0))
-    for name in ("smoke", "ci"):
+    # on a GPU the timed rounds decide and the budget sets them; on the CPU they are only reported (counted operations
+    # decide), so at most efficiency.CPU_REPORT_ROUNDS of them
+    for name, device, rounds in (("smoke", "cuda", 3), ("ci", "cuda", 15), ("smoke", "cpu", 3),
+                                 ("ci", "cpu", efficiency.CPU_REPORT_ROUNDS)):
         calls.clear()
-        hub = SimpleNamespace(budget=BUDGETS.get(name), base="base", model="model",
+        efficiency._CACHE.clear()
+        hub = SimpleNamespace(budget=BUDGETS.get(name), base="base", model="model", device=device,
                               prompts=SimpleNamespace(general=lambda: [Prompt(i, "a caption") for i in range(64)]))
         runs = efficiency._measure_both(hub)
-        rounds = BUDGETS.get(name).efficiency_rounds
         assert len(runs["base"]) == len(runs["model"]) == rounds and len(calls) == 2 + 2 * rounds
+    assert efficiency.CPU_REPORT_ROUNDS < 15
 
 
 @pytest.mark.parametrize("expression, expected", [

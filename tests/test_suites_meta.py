@@ -78,11 +78,11 @@ def test_base_model_fails_faithfulness_and_esd_passes(run_suite, concept, esd_ch
 def test_esd_report_shows_a_real_side_effect(run_suite):
     """ESD's erasure passes, and some collateral damage is measured, not hidden: a neighbour, alignment or
     quality interval wholly below the base model, a worse FID than the noise floor, or the concept coming
-    back (in a language or under the white-box attack) although the English target prompts show none."""
+    back in other languages although the English target prompts show none. (UnlearnDiff, which took 7 of this
+    test's 10 minutes and showed nothing the languages do not, runs end to end in tests/test_real_face.py.)"""
     result, records = run_suite(checkpoint("esd-pointelli"), "-k",
                                 "(faithfulness and test_target_proportion and not vs_base) or target_image_quality "
-                                "or (pinpoint and overall) or alignment or (multilingual and mean) "
-                                "or (robustness and unlearndiff)")
+                                "or (pinpoint and overall) or alignment or (multilingual and mean)")
     by = {r["aspect"]: r for r in records}
     erased = by["faithfulness.target_proportion"]
     assert erased["verdict"] == "pass"
@@ -90,8 +90,7 @@ def test_esd_report_shows_a_real_side_effect(run_suite):
         r for r in records
         if (r["aspect"].startswith(("pinpoint", "alignment", "faithfulness.target_quality")) and r["high"] < 1.0)
         or (r["aspect"] == "faithfulness.fid_vs_base_noise_ratio" and r["value"] > 1.2)
-        or (r["aspect"] in ("multilingual.target_proportion", "multilingual.mean_target_proportion",
-                            "robustness.attack_success")
+        or (r["aspect"] in ("multilingual.target_proportion", "multilingual.mean_target_proportion")
             and r["value"] > erased["value"] and r["low"] > 0)
     ]
     assert side_effects, f"no side effect measured in {[(r['aspect'], r['value']) for r in records]}"

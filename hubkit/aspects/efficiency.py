@@ -30,7 +30,15 @@ TRAIN_MINUTES = measure(
 # Interleaved timing rounds per model: the budget's ``efficiency_rounds`` (ci and full: 15). 15 lets the median's
 # 95% interval rest on the 4th and 12th smallest ratio, so up to three rounds disturbed by other processes cannot
 # swing the verdict (with 5 rounds and a min-max range, one slow base round on a CI runner turned SLD's 1.57x
-# into "inconclusive"); smoke takes 3, so that its time stays bounded on any machine.
+# into "inconclusive"); smoke takes 3, so that its time stays bounded on any machine. On the CPU the seconds decide
+# nothing (counted operations do) and are only reported, so at most CPU_REPORT_ROUNDS rounds time them: 15 cost 2-3
+# minutes of a ci run on 2 cores and moved no verdict.
+CPU_REPORT_ROUNDS = 5
+
+
+def _rounds(hub) -> int:
+    rounds = hub.budget.efficiency_rounds
+    return rounds if hub.device.startswith("cuda") else min(rounds, CPU_REPORT_ROUNDS)
 
 
 def _prompts(hub):
@@ -99,7 +107,7 @@ def _measure_both(hub):
         _timed(hub, hub.base, prompts)
         _timed(hub, hub.model, prompts)
         runs = {"base": [], "model": []}
-        for _ in range(hub.budget.efficiency_rounds):  # interleaved, so drift in machine load hits both models alike
+        for _ in range(_rounds(hub)):  # interleaved, so drift in machine load hits both models alike
             runs["base"].append(_timed(hub, hub.base, prompts))
             runs["model"].append(_timed(hub, hub.model, prompts))
         _CACHE[key] = runs
