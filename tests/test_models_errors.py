@@ -67,6 +67,22 @@ def test_empty_folder_and_unknown_files_list_every_format(base, tmp_path):
     assert ".xyz suffix" in msg
 
 
+def test_a_folder_holding_one_checkpoint_file_names_the_file_to_pass(base, unet_sd, tmp_path):
+    """AC writes ``out/delta.bin`` + ``out/hubkit.json``: --model out is no layout, and the fix names the file."""
+    folder = tmp_path / "ac"
+    folder.mkdir()
+    torch.save(unet_sd, folder / "delta.bin")
+    write_json(folder / "hubkit.json", {"method": "ac"})
+    (folder / "notes.txt").write_text("not weights")
+    msg = fails(folder, "unknown checkpoint format", base=base)
+    assert msg.endswith(f"; fix: pass the file, --model {folder / 'delta.bin'} (unet-state-dict)"), msg
+    load_model(folder / "delta.bin", base=base)  # the named file loads
+    torch.save(unet_sd, folder / "other.pt")
+    msg = fails(folder, "unknown checkpoint format", base=base)
+    assert msg.endswith("; fix: pass one of the files it holds: delta.bin (unet-state-dict), other.pt "
+                        "(unet-state-dict)"), msg
+
+
 def test_random_and_truncated_files(base, unet_sd, tmp_path):
     (tmp_path / "r.safetensors").write_bytes(os.urandom(4096))
     fails(tmp_path / "r.safetensors", "not a readable safetensors file", base=base)

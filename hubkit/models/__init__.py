@@ -100,26 +100,56 @@ def detect_format(spec: str | Path, *, trust_checkpoint: bool = False):
                               f"relative to {Path.cwd()})")
     token = io.TRUST_CHECKPOINT.set(trust_checkpoint)
     try:
-        reasons = []
-        for fmt in registry.formats():
-            try:
-                if fmt.detect(path):
-                    return fmt
-                reasons.append(f"{fmt.name} (not recognised)")
-            except NotThisFormat as exc:
-                reasons.append(f"{fmt.name} ({exc})")
-            except CheckpointError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a buggy plugin detector must not hide the others
-                reasons.append(f"{fmt.name} (detect failed: {type(exc).__name__}: {exc})")
+        fmt, reasons = _first_format(path)
+        if fmt is not None:
+            return fmt
         reasons = [" ".join(r.split()) for r in reasons]
         what = "an empty folder" if path.is_dir() and not any(path.iterdir()) else (
             "a folder" if path.is_dir() else "a file")
         plugins = "; " + "; ".join(io_err for io_err in _plugin_errors()) if _plugin_errors() else ""
+        inside = _recognised_inside(path) if path.is_dir() else []
+        fix = (f"; fix: pass the file, --model {inside[0][0]} ({inside[0][1]})" if len(inside) == 1 else
+               f"; fix: pass one of the files it holds: {', '.join(f'{p.name} ({n})' for p, n in inside)}"
+               if inside else "")
         raise CheckpointError(f"--model {path}: unknown checkpoint format ({what}); tried " + ", ".join(reasons)
-                              + plugins + "; the accepted layouts are listed in hubkit/models/formats/__init__.py")
+                              + plugins + "; the accepted layouts are listed in hubkit/models/formats/__init__.py"
+                              + fix)
     finally:
         io.TRUST_CHECKPOINT.reset(token)
+
+
+def _first_format(path: Path):
+    """``(format, [])`` for the first registered format that accepts ``path``, else ``(None, reasons)``."""
+    reasons = []
+    for fmt in registry.formats():
+        try:
+            if fmt.detect(path):
+                return fmt, []
+            reasons.append(f"{fmt.name} (not recognised)")
+        except NotThisFormat as exc:
+            reasons.append(f"{fmt.name} ({exc})")
+        except CheckpointError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a buggy plugin detector must not hide the others
+            reasons.append(f"{fmt.name} (detect failed: {type(exc).__name__}: {exc})")
+    return None, reasons
+
+
+def _recognised_inside(folder: Path) -> list[tuple[Path, str]]:
+    """Weight files directly inside ``folder`` that a format accepts, with its name. Some methods write a folder
+    whose checkpoint is one file in it (AC: ``out/delta.bin`` beside ``out/hubkit.json``), so a user who passes
+    the folder is told which file to pass instead. Only read on the error path."""
+    found = []
+    for child in sorted(folder.iterdir()):
+        if not child.is_file() or child.suffix.lower() not in io.WEIGHT_SUFFIXES:
+            continue
+        try:
+            fmt, _ = _first_format(child)
+        except CheckpointError:  # e.g. a pickle that needs --trust-checkpoint: not a file to point at blindly
+            continue
+        if fmt is not None:
+            found.append((child, fmt.name))
+    return found
 
 
 def _plugin_errors() -> list[str]:
