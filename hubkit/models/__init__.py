@@ -108,9 +108,11 @@ def detect_format(spec: str | Path, *, trust_checkpoint: bool = False):
             "a folder" if path.is_dir() else "a file")
         plugins = "; " + "; ".join(io_err for io_err in _plugin_errors()) if _plugin_errors() else ""
         inside = _recognised_inside(path) if path.is_dir() else []
-        fix = (f"; fix: pass the file, --model {inside[0][0]} ({inside[0][1]})" if len(inside) == 1 else
-               f"; fix: pass one of the files it holds: {', '.join(f'{p.name} ({n})' for p, n in inside)}"
-               if inside else "")
+        fix = ""
+        if len(inside) == 1:
+            fix = f"; fix: pass the file, --model {inside[0][0]} ({inside[0][1]})"
+        elif inside:
+            fix = "; fix: pass one of the files it holds: " + ", ".join(f"{p.name} ({n})" for p, n in inside)
         raise CheckpointError(f"--model {path}: unknown checkpoint format ({what}); tried " + ", ".join(reasons)
                               + plugins + "; the accepted layouts are listed in hubkit/models/formats/__init__.py"
                               + fix)
