@@ -257,12 +257,12 @@ def b_wrong_dir(ctx):
 
 
 def b_file_in_dir(ctx):
-    d = ctx.tmp / "ac"  # AC's layout: the weights are one file inside the folder it wrote
+    d = ctx.tmp / "esd"  # a published models/esd/<target>.pt copied into a folder: a name no layout reads
     d.mkdir()
     import torch
 
-    torch.save(ctx.res.unet, d / "delta.bin")
-    (d / "hubkit.json").write_text('{"method": "ac"}')
+    torch.save(ctx.res.unet, d / "Van Gogh.pt")
+    (d / "hubkit.json").write_text('{"method": "esd"}')
     return d
 
 
@@ -784,11 +784,11 @@ CASES: list[Case] = [
          CKPT + r": unknown checkpoint format \(a folder\); tried diffusers-folder \(no model_index.json\), .*; the "
          r"accepted layouts are listed in hubkit/models/formats/__init__.py", None, "CheckpointError",
          "store, results.json"),
-    Case("model-folder-around-a-file", "`--model` is the folder a method wrote around its one weights file (AC: "
-         "`out/delta.bin` + `out/hubkit.json`)", "`load_model`", b_file_in_dir, load(as_built),
+    Case("model-folder-around-a-file", "`--model` is a folder around one weights file under a name no layout reads "
+         "(a published `models/esd/<target>.pt` copied into a folder)", "`load_model`", b_file_in_dir, load(as_built),
          CKPT + r": unknown checkpoint format \(a folder\); tried diffusers-folder \(no model_index.json\), .*; the "
          r"accepted layouts are listed in hubkit/models/formats/__init__.py; fix: pass the file, "
-         r"--model \S+/delta\.bin \(unet-state-dict\)", None, "CheckpointError", "store, results.json"),
+         r"--model \S+/Van Gogh\.pt \(unet-state-dict\)", None, "CheckpointError", "store, results.json"),
     Case("model-empty-file", "an empty `.safetensors` file", "`load_model`", b_empty, load(as_built),
          CKPT + r": not a readable safetensors file \(shorter than a safetensors header\); is it truncated or not a "
          r"checkpoint\?", None, "CheckpointError", "store, results.json"),

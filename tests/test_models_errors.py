@@ -67,19 +67,32 @@ def test_empty_folder_and_unknown_files_list_every_format(base, tmp_path):
     assert ".xyz suffix" in msg
 
 
-def test_a_folder_holding_one_checkpoint_file_names_the_file_to_pass(base, unet_sd, tmp_path):
-    """AC writes ``out/delta.bin`` + ``out/hubkit.json``: --model out is no layout, and the fix names the file."""
+def test_an_ac_output_folder_is_a_model_as_it_stands(base, unet_sd, tmp_path):
+    """AC's ``save_pretrained`` (and ``hubkit unlearn ac``) write ``out/delta.bin``: --model out loads that file."""
     folder = tmp_path / "ac"
     folder.mkdir()
     torch.save(unet_sd, folder / "delta.bin")
-    write_json(folder / "hubkit.json", {"method": "ac"})
+    write_json(folder / "hubkit.json", {"method": "ac", "concept": "Van Gogh"})
+    (folder / "notes.txt").write_text("not weights")
+    whole, inner = load_model(folder, base=base), load_model(folder / "delta.bin", base=base)
+    assert whole.format == inner.format == "unet-state-dict" and whole.fingerprint == inner.fingerprint
+    assert whole.metadata["concept"] == "Van Gogh"
+    torch.save(unet_sd, folder / "unet.bin")  # two candidates for the UNet: which was meant is not guessed
+    fails(folder, "two candidate weight files", base=base)
+
+
+def test_a_folder_holding_one_checkpoint_file_names_the_file_to_pass(base, unet_sd, tmp_path):
+    """A published ``<target>.pt`` copied into a folder: --model folder is no layout, and the fix names the file."""
+    folder = tmp_path / "esd"
+    folder.mkdir()
+    torch.save(unet_sd, folder / "Van Gogh.pt")
     (folder / "notes.txt").write_text("not weights")
     msg = fails(folder, "unknown checkpoint format", base=base)
-    assert msg.endswith(f"; fix: pass the file, --model {folder / 'delta.bin'} (unet-state-dict)"), msg
-    load_model(folder / "delta.bin", base=base)  # the named file loads
+    assert msg.endswith(f"; fix: pass the file, --model {folder / 'Van Gogh.pt'} (unet-state-dict)"), msg
+    load_model(folder / "Van Gogh.pt", base=base)  # the named file loads
     torch.save(unet_sd, folder / "other.pt")
     msg = fails(folder, "unknown checkpoint format", base=base)
-    assert msg.endswith("; fix: pass one of the files it holds: delta.bin (unet-state-dict), other.pt "
+    assert msg.endswith("; fix: pass one of the files it holds: Van Gogh.pt (unet-state-dict), other.pt "
                         "(unet-state-dict)"), msg
 
 

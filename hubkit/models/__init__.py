@@ -139,8 +139,8 @@ def _first_format(path: Path):
 
 def _recognised_inside(folder: Path) -> list[tuple[Path, str]]:
     """Weight files directly inside ``folder`` that a format accepts, with its name. Some methods write a folder
-    whose checkpoint is one file in it (AC: ``out/delta.bin`` beside ``out/hubkit.json``), so a user who passes
-    the folder is told which file to pass instead. Only read on the error path."""
+    whose checkpoint is one file in it under a name no layout reads (a published ``models/esd/<target>.pt`` copied
+    into a folder), so a user who passes the folder is told which file to pass instead. Only read on the error path."""
     found = []
     for child in sorted(folder.iterdir()):
         if not child.is_file() or child.suffix.lower() not in io.WEIGHT_SUFFIXES:

@@ -28,8 +28,8 @@ gradient accumulation / mixed precision are left out.
 
 The checkpoint is AC's published layout (``CustomDiffusionPipeline.save_pretrained(parameter_group="cross-attn")``,
 HUB's ``models/ac/{target}.bin``): ``OUT/delta.bin`` = ``torch.save({"unet": {<every attn2.to_k/to_v weight by
-diffusers name>: tensor}})``, plus ``OUT/hubkit.json`` (metadata).  ``--model OUT/delta.bin`` loads it
-(``unet-state-dict`` format, recognised as AC's layout); :func:`ac` returns that path.  An ``out`` ending in
+diffusers name>: tensor}})``, plus ``OUT/hubkit.json`` (metadata).  ``--model OUT`` or ``--model OUT/delta.bin``
+loads it (``unet-state-dict`` format, recognised as AC's layout); :func:`ac` returns the file's path.  An ``out`` ending in
 ``.bin``/``.pt`` writes just that file plus a ``<stem>.hubkit.json`` sidecar beside it.
 
 """

@@ -16,7 +16,8 @@
                          delta, ``{"unet": <exactly the attn2.to_k/to_v weights>}``, loads without a declaration and
                          is recorded as ``details["method_hint"] = "ac"``), or LDM keys
                          ``model.diffusion_model.*`` only; also a folder with ``unet.safetensors`` (+ optional
-                         ``text_encoder.safetensors``; hubkit's own ESD/UCE output) or a diffusers ``unet/`` folder
+                         ``text_encoder.safetensors``; hubkit's own ESD/UCE output), a folder with ``delta.bin``
+                         (AC's ``save_pretrained`` output and ``hubkit unlearn ac``'s) or a diffusers ``unet/`` folder
 6. ``text-encoder``      CLIP text-model weights (AdvUnlearn): a folder with a CLIPTextModel ``config.json``, or a
                          state dict of CLIP text keys with or without the ``text_model.`` prefix
 7. ``attn-procs-lora``   LoRA attention-processor weights as diffusers <= 0.24 ``save_attn_procs`` wrote them

@@ -13,7 +13,9 @@ from hubkit.models.registry import NotThisFormat
 
 
 TEXT_IGNORE = ("position_ids",)
-UNET_FOLDER_FILES = tuple(f"unet{s}" for s in io.WEIGHT_SUFFIXES)
+# delta.bin: what Concept Ablation's ``CustomDiffusionPipeline.save_pretrained`` writes into its output folder (and
+# ``hubkit unlearn ac``, beside its hubkit.json), so that folder is a --model as it stands
+UNET_FOLDER_FILES = tuple(f"unet{s}" for s in io.WEIGHT_SUFFIXES) + ("delta.bin",)
 TEXT_FOLDER_FILES = tuple(f"text_encoder{s}" for s in io.WEIGHT_SUFFIXES)
 LORA_FILES = ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin")
 DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
