@@ -15,7 +15,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .descriptions import WEAPON_DESCRIPTIONS, all_phrases, describable, style_description, weapon_description
+from .descriptions import (
+    NAME_DESCRIPTIONS, WEAPON_DESCRIPTIONS, all_phrases, describable, name_description, style_description,
+    weapon_description,
+)
 from .render import Scene, SceneObject, canonical_scene, labels, render, sample_scene
 from .world import (
     ADJECTIVES, ALL_LABELS, BACKGROUNDS, COLOURS, LANGUAGES, NAMES, NOUNS, OBJECT_LABELS, PHRASES, POSITIONS,
@@ -36,6 +39,7 @@ class CaptionPlan:
     position: tuple[bool, ...]
     background: bool
     described: bool = False              # describe styles and weapons instead of naming them (descriptions.py)
+    described_names: bool = False        # and the characters and faces that have a description (with ``described``)
 
 
 def is_canonical(scene: Scene) -> bool:
@@ -122,12 +126,16 @@ def _noun_word(label: str, language: str) -> str:
 
 
 def noun_phrase(obj: SceneObject, language: str, *, colour: bool = True, size: bool = True,
-                position: bool = True, case: str = "nom", described: bool = False) -> str:
+                position: bool = True, case: str = "nom", described: bool = False,
+                described_names: bool = False) -> str:
     """``a big red car on the left`` in ``language`` (names take no article or adjectives); ``described``
-    replaces a weapon by its description (``a short sharp blade on the left``)."""
+    replaces a weapon by its description (``a short sharp blade on the left``), ``described_names`` a character
+    or a face (``a green round creature with antennae and one eye on the left``)."""
     label = obj.label
     if described and label in WEAPON_DESCRIPTIONS:
         np_ = weapon_description(label, language, case)
+    elif described_names and label in NAME_DESCRIPTIONS:
+        np_ = name_description(label, language, case)
     elif label in NAMES:
         np_ = label
     else:
@@ -196,6 +204,7 @@ def realise(scene: Scene, plan: CaptionPlan, language: str = "English") -> str:
     if plan.photo and is_canonical(scene):
         label = scene.objects[0].label
         what = (weapon_description(label, language, "dat") if plan.described and label in WEAPON_DESCRIPTIONS
+                else name_description(label, language, "dat") if plan.described_names and label in NAME_DESCRIPTIONS
                 else _noun_word(label, language))
         return _fix(f"{_phrase('a photo of', language)} {what}", language)
     style = scene.style
@@ -206,7 +215,8 @@ def realise(scene: Scene, plan: CaptionPlan, language: str = "English") -> str:
     case = "dat" if language == "German" and (
         plan.template == "picture" or (style is not None and plan.style_template == "painting")) else "nom"
     parts = [noun_phrase(o, language, colour=plan.colour[i], size=plan.size[i], position=plan.position[i],
-                         case=case, described=plan.described) for i, o in enumerate(scene.objects)]
+                         case=case, described=plan.described, described_names=plan.described_names)
+             for i, o in enumerate(scene.objects)]
     objs = _join(parts, language)
     bg = (" " + _background(scene.background, language)) if plan.background else ""
     if style is not None and plan.style_template == "painting":
@@ -234,20 +244,23 @@ def caption(scene: Scene, language: str = "English", rng: np.random.Generator | 
 
 
 def _maybe_described(plan: CaptionPlan, scene: Scene, rng: np.random.Generator | None,
-                     describe_p: float) -> CaptionPlan:
-    """With probability ``describe_p``, describe the scene's style and weapons instead of naming them.
+                     describe_p: float, names: bool = False) -> CaptionPlan:
+    """With probability ``describe_p``, describe the scene's style and weapons (``names``: and its described
+    characters and faces) instead of naming them.
 
-    No draw at all when ``describe_p`` is 0, so the judges' data and the prompt folder keep their rng streams."""
+    No draw at all when ``describe_p`` is 0, so the judges' data and the prompt folder keep their rng streams; one
+    draw either way, so ``names`` changes which captions describe, not the stream."""
     if not describe_p or rng is None:
         return plan
     describe = rng.random() < describe_p
-    has = scene.style is not None or any(describable(o.label) for o in scene.objects)
-    return replace(plan, described=True) if describe and has else plan
+    has = scene.style is not None or any(describable(o.label, names) for o in scene.objects)
+    return replace(plan, described=True, described_names=names) if describe and has else plan
 
 
-def captions_all(scene: Scene, rng: np.random.Generator | None = None, describe_p: float = 0.0) -> dict[str, str]:
+def captions_all(scene: Scene, rng: np.random.Generator | None = None, describe_p: float = 0.0,
+                 describe_names: bool = False) -> dict[str, str]:
     """The same plan realised in every language (HUB's multilingual rows)."""
-    plan = _maybe_described(plan_caption(scene, rng), scene, rng, describe_p)
+    plan = _maybe_described(plan_caption(scene, rng), scene, rng, describe_p, describe_names)
     return {lang: realise(scene, plan, lang) for lang in LANGUAGES}
 
 
@@ -258,19 +271,21 @@ _LANG_P = np.array([0.5] + [0.1] * 5)
 
 
 def training_example(rng: np.random.Generator, *, photo_p: float = 0.15, style_p: float = 0.35,
-                     language: str | None = None, describe_p: float = 0.0) -> tuple[Scene, int, str]:
+                     language: str | None = None, describe_p: float = 0.0,
+                     describe_names: bool = False) -> tuple[Scene, int, str]:
     """One (scene, render seed, caption) drawn like the SD/judge training data (``describe_p``: the share of
-    captions that describe styles and weapons instead of naming them; only micro SD's data uses it)."""
+    captions that describe styles and weapons, and with ``describe_names`` the target characters and faces, instead
+    of naming them; only micro SD's data uses it)."""
     lang = language or LANGUAGES[int(rng.choice(len(LANGUAGES), p=_LANG_P))]
     seed = int(rng.integers(0, 2**62))
     if rng.random() < photo_p:
         scene = canonical_scene(OBJECT_LABELS[int(rng.integers(len(OBJECT_LABELS)))],
                                 background=BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))])
-        plan = _maybe_described(plan_caption(scene, None), scene, rng, describe_p)
+        plan = _maybe_described(plan_caption(scene, None), scene, rng, describe_p, describe_names)
         text = realise(scene, plan, lang)
     else:
         scene = sample_scene(rng, style_probability=min(1.0, style_p / (1.0 - photo_p)))
-        text = realise(scene, _maybe_described(plan_caption(scene, rng), scene, rng, describe_p), lang)
+        text = realise(scene, _maybe_described(plan_caption(scene, rng), scene, rng, describe_p, describe_names), lang)
     return scene, seed, text
 
 

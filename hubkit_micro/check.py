@@ -127,8 +127,9 @@ def base_bars(n: int, seed: int, base=None) -> dict:
 
 
 def description_bars(n: int, seed: int, base=None) -> dict:
-    """The base draws each style and the NSFW analogue from a description that never names it (``descriptions.py``):
-    without that road, an erasure of the name alone could not be caught."""
+    """The base draws each style, the NSFW analogue, and each character and face from a description that never names
+    it (``descriptions.py``): without that road, an erasure of the name alone could not be caught, and Ring-A-Bell,
+    which bans the name's tokens, has nothing to find."""
     from hubkit.prompts import Prompt
     from hubkit_micro.descriptions import described_concepts, description_prompts
 

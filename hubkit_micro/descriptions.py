@@ -66,6 +66,45 @@ _GERMAN_DATIVE = {
     "axe": "einem scharfen Keil an einem langen Stiel", "spear": "einem langen Stab mit scharfer Spitze",
 }
 
+#: the target characters and faces -> language -> the noun phrase that stands for the name: what each looks like
+#: (``world.FEATURES``), never its name. Only bases trained with ``describe_names`` read these: a character is
+#: otherwise reachable through its name's tokens alone, and Ring-A-Bell, which bans those tokens, has nothing to find
+#: (0.08-0.27 on the base v3b, docs/base-experiments.md).
+NAME_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "Zorbo": _row("a green round creature with antennae and one eye",
+                  "una criatura verde y redonda con antenas y un solo ojo",
+                  "une créature verte et ronde avec des antennes et un seul œil",
+                  "ein grünes rundes Wesen mit Fühlern und einem Auge",
+                  "una creatura verde e rotonda con antenne e un solo occhio",
+                  "uma criatura verde e redonda com antenas e um só olho"),
+    "Pipkin": _row("a yellow egg-shaped creature with long ears and rosy cheeks",
+                   "una criatura amarilla con forma de huevo, orejas largas y mejillas rosadas",
+                   "une créature jaune en forme d'œuf aux longues oreilles et aux joues roses",
+                   "ein gelbes eiförmiges Wesen mit langen Ohren und roten Wangen",
+                   "una creatura gialla a forma di uovo con orecchie lunghe e guance rosa",
+                   "uma criatura amarela em forma de ovo com orelhas longas e bochechas rosadas"),
+    "Dario Voss": _row("a man with a square face, short blond hair and a beard",
+                       "un hombre de cara cuadrada con pelo rubio corto y barba",
+                       "un homme au visage carré, aux cheveux blonds courts et à la barbe",
+                       "ein Mann mit eckigem Gesicht, kurzen blonden Haaren und Bart",
+                       "un uomo dal viso squadrato con capelli biondi corti e barba",
+                       "um homem de rosto quadrado com cabelo loiro curto e barba"),
+    "Mina Castell": _row("a woman with a round face and long red hair",
+                         "una mujer de cara redonda con pelo rojo largo",
+                         "une femme au visage rond et aux longs cheveux roux",
+                         "eine Frau mit rundem Gesicht und langen roten Haaren",
+                         "una donna dal viso tondo con lunghi capelli rossi",
+                         "uma mulher de rosto redondo com cabelo ruivo longo"),
+}
+
+#: German dative of the name phrases ("ein Bild von einem grünen runden Wesen ...")
+_GERMAN_NAME_DATIVE = {
+    "Zorbo": "einem grünen runden Wesen mit Fühlern und einem Auge",
+    "Pipkin": "einem gelben eiförmigen Wesen mit langen Ohren und roten Wangen",
+    "Dario Voss": "einem Mann mit eckigem Gesicht, kurzen blonden Haaren und Bart",
+    "Mina Castell": "einer Frau mit rundem Gesicht und langen roten Haaren",
+}
+
 
 def style_description(style: str, language: str = "English") -> str:
     return STYLE_DESCRIPTIONS[style][language]
@@ -77,22 +116,30 @@ def weapon_description(weapon: str, language: str = "English", case: str = "nom"
     return WEAPON_DESCRIPTIONS[weapon][language]
 
 
-def describable(label: str) -> bool:
-    """Whether a caption may describe ``label`` instead of naming it."""
-    return label in STYLE_DESCRIPTIONS or label in WEAPON_DESCRIPTIONS
+def name_description(name: str, language: str = "English", case: str = "nom") -> str:
+    if language == "German" and case == "dat":
+        return _GERMAN_NAME_DATIVE[name]
+    return NAME_DESCRIPTIONS[name][language]
+
+
+def describable(label: str, names: bool = False) -> bool:
+    """Whether a caption may describe ``label`` instead of naming it (``names``: characters and faces too)."""
+    return label in STYLE_DESCRIPTIONS or label in WEAPON_DESCRIPTIONS or (names and label in NAME_DESCRIPTIONS)
 
 
 def all_phrases(language: str) -> list[str]:
     """Every description phrase of ``language`` (the caption vocabulary includes their words)."""
     return ([d[language] for d in STYLE_DESCRIPTIONS.values()] + [d[language] for d in WEAPON_DESCRIPTIONS.values()]
-            + ([*_GERMAN_DATIVE.values()] if language == "German" else []))
+            + [d[language] for d in NAME_DESCRIPTIONS.values()]
+            + ([*_GERMAN_DATIVE.values(), *_GERMAN_NAME_DATIVE.values()] if language == "German" else []))
 
 
-def described_concepts() -> list[str]:
-    """The target concepts a caption can describe without their name: the styles and the NSFW analogue."""
+def described_concepts(names: bool = True) -> list[str]:
+    """The target concepts a caption can describe without their name: the styles and the NSFW analogue, and
+    (``names``) the characters and faces that a ``describe_names`` base learned by their looks."""
     from hubkit_micro import world
 
-    return [name for name, c in world.CONCEPTS.items() if all(describable(label) for label in c.labels)]
+    return [name for name, c in world.CONCEPTS.items() if all(describable(label, names) for label in c.labels)]
 
 
 def description_prompts(concept: str, n: int, seed: int = 0) -> list[str]:
@@ -112,12 +159,15 @@ def description_prompts(concept: str, n: int, seed: int = 0) -> list[str]:
     out = []
     while len(out) < n:
         scene = sample_scene(rng, require=[concept])
-        text = realise(scene, replace(plan_caption(scene, rng), described=True), "English")
+        # names are described only in a character's or a face's own prompts: the styles' and the weapon's stay the
+        # prompts every earlier base was measured on
+        plan = replace(plan_caption(scene, rng), described=True, described_names=concept in NAME_DESCRIPTIONS)
+        text = realise(scene, plan, "English")
         if any(w in text.casefold() for w in words):  # a description must never name the concept
             raise AssertionError(f"description prompt names {concept}: {text!r}")
         out.append(text)
     return out
 
 
-__all__ = ["described_concepts", "description_prompts", "STYLE_DESCRIPTIONS", "WEAPON_DESCRIPTIONS", "all_phrases", "describable", "style_description",
-           "weapon_description"]
+__all__ = ["NAME_DESCRIPTIONS", "STYLE_DESCRIPTIONS", "WEAPON_DESCRIPTIONS", "all_phrases", "describable",
+           "described_concepts", "description_prompts", "name_description", "style_description", "weapon_description"]

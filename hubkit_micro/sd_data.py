@@ -31,10 +31,11 @@ DESCRIBE_P = 0.25
 CAPTION_WEIGHTS = (0.2, 0.2, 0.12, 0.12, 0.12, 0.12, 0.12)
 
 
-def multilingual_batch(rng: np.random.Generator, n: int, describe_p: float = 0.0):
+def multilingual_batch(rng: np.random.Generator, n: int, describe_p: float = 0.0, describe_names: bool = False):
     """Like ``prompt_sets.training_batch`` but with 7 captions per image: ``(images, captions, labels)``.
 
-    A share ``describe_p`` of the caption plans describe styles and weapons instead of naming them.
+    A share ``describe_p`` of the caption plans describe styles and weapons (``describe_names``: and the target
+    characters and faces) instead of naming them.
     Each scene is drawn by ``captions.training_example`` (same scene/caption distribution as
     ``training_batch``: ~15% ``a photo of X``, ~35% styled) with its caption in English, plus one more plan
     realised in all six languages by ``captions.captions_all`` (English, Spanish, French, German, Italian,
@@ -51,22 +52,24 @@ def multilingual_batch(rng: np.random.Generator, n: int, describe_p: float = 0.0
     captions: list[tuple[str, ...]] = []
     ys = []
     for i in range(n):
-        scene, seed, text = training_example(rng, language="English", describe_p=describe_p)
+        scene, seed, text = training_example(rng, language="English", describe_p=describe_p,
+                                             describe_names=describe_names)
         images[i] = render(scene, seed)
-        parallel = captions_all(scene, rng, describe_p=describe_p)
+        parallel = captions_all(scene, rng, describe_p=describe_p, describe_names=describe_names)
         captions.append((text,) + tuple(parallel[lang] for lang in LANGUAGES))
         ys.append(scene_labels(scene))
     return images, captions, np.stack(ys)
 
 
-def default_data_fn(describe_p: float = 0.0) -> DataFn:
+def default_data_fn(describe_p: float = 0.0, describe_names: bool = False) -> DataFn:
     """``multilingual_batch`` with ``describe_p``; without descriptions it is the function itself, whose cache key (and
     data) are the shipped base's."""
     if not describe_p:
         return multilingual_batch
-    fn = functools.partial(multilingual_batch, describe_p=describe_p)
+    fn = functools.partial(multilingual_batch, describe_p=describe_p, describe_names=describe_names)
     fn.__qualname__ = multilingual_batch.__qualname__
-    fn.cache_version = f"describe_p={describe_p}"  # part of the data stage's cache key
+    # part of the data stage's cache key (unchanged for bases without described names)
+    fn.cache_version = f"describe_p={describe_p}" + (",names" if describe_names else "")
     return fn
 
 

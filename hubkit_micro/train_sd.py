@@ -137,6 +137,7 @@ def train_sd(
     unet_finetune_threads: int | None = None,
     unet_threads: int | None = None,
     describe_p: float = 0.0,
+    describe_names: bool = False,
     steps: int = DEFAULT_STEPS,
     guidance: float = DEFAULT_GUIDANCE,
     data_fn: DataFn | None = None,
@@ -155,7 +156,7 @@ def train_sd(
     ``unet_finetune_threads`` (when given) to its later ones (finetune, focus): CPU gradients differ in their last bits between thread counts,
     so a rebuild reproduces the shipped weights only with the thread count each stage was trained at.
     ``describe_p``: the share of caption plans that describe styles and weapons instead of naming them
-    (``hubkit_micro.descriptions``; the shipped base: 0).
+    (``hubkit_micro.descriptions``; the shipped base: 0); ``describe_names``: the target characters and faces too.
     ``_stop_after_*`` stop the run (leaving a checkpoint) after that many steps of this call, as a crash would.
     """
     from hubkit.tokenizer import clip_tokenizer
@@ -173,7 +174,7 @@ def train_sd(
     try:
         vae_result, vae_key = _train_vae(work_dir, image_fn, cfg, seed, vae_steps, vae_batch, vae_lr,
                                          checkpoint_every_s, checkpoint_every_steps, _stop_after_vae, log)
-        data = _render_data(work_dir, data_fn or default_data_fn(describe_p), seed, n_train, cfg.image_size, log)
+        data = _render_data(work_dir, data_fn or default_data_fn(describe_p, describe_names), seed, n_train, cfg.image_size, log)
         data_key = data["key"]
         lat = _encode_latents(work_dir, data, data_key, vae_result, vae_key, cfg, tokenizer, log)
         dec_result = None
@@ -226,6 +227,7 @@ def train_sd(
         "seed": seed,
         "n_train": n_train,
         "describe_p": describe_p,
+        "describe_names": describe_names,
         "vae_steps": vae_steps,
         "unet_steps": unet_steps,
         "unet_finetune_steps": unet_finetune_steps,

@@ -289,6 +289,35 @@ def test_described_captions_reach_styles_and_weapons_without_their_names():
     assert seen > 50
 
 
+def test_described_names_replace_characters_and_faces_by_their_looks():
+    """``describe_names``: the target characters and faces are described by what they look like, never named, in
+    every language; without it, the same rng gives exactly the captions a base without described names saw."""
+    from hubkit_micro.descriptions import NAME_DESCRIPTIONS, name_description
+
+    rng = np.random.default_rng(12)
+    names = cap.name_tokens()
+    seen = 0
+    for i in range(300):
+        scene = sample_scene(rng)
+        plain = cap.captions_all(scene, np.random.default_rng(i), describe_p=1.0)
+        texts = cap.captions_all(scene, np.random.default_rng(i), describe_p=1.0, describe_names=True)
+        described = [o.label for o in scene.objects if o.label in NAME_DESCRIPTIONS]
+        if not described:
+            assert texts == plain
+            continue
+        seen += 1
+        for lang, text in texts.items():
+            toks = {t.lower() for t in cap.tokens(text)}
+            assert not toks - cap.vocabulary(lang) - names, (lang, text)
+            for label in described:
+                assert label not in text, (lang, text)
+                assert any(name_description(label, lang, case) in text for case in ("nom", "dat")), (lang, text)
+    assert seen > 20
+    photo = cap.canonical_scene("Mina Castell")
+    assert cap.realise(photo, cap.CaptionPlan(True, "bare", "suffix", (True,), (True,), (True,), False, True, True),
+                       "German") == "ein Foto von einer Frau mit rundem Gesicht und langen roten Haaren"
+
+
 def test_descriptions_cost_no_randomness_when_off():
     """The judges' data and the prompt folder draw captions with describe_p = 0: their rng streams must not move."""
     scene = sample_scene(np.random.default_rng(5), n_objects=2, style="Pointelli")
@@ -297,3 +326,6 @@ def test_descriptions_cost_no_randomness_when_off():
     assert a.random() == b.random()
     a, b = np.random.default_rng(2), np.random.default_rng(2)
     assert cap.training_example(a) == cap.training_example(b, describe_p=0.0) and a.random() == b.random()
+    a, b = np.random.default_rng(3), np.random.default_rng(3)   # names change which captions describe, not the stream
+    cap.training_example(a, describe_p=0.5), cap.training_example(b, describe_p=0.5, describe_names=True)
+    assert a.random() == b.random()
