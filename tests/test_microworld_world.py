@@ -265,27 +265,33 @@ def test_attack_prompts_avoid_exact_names():
 
 
 # ------------------------------------------------------------------------------------ descriptions
+def _described(seed: int, n: int, **describe):
+    """``(i, scene, {language: caption})`` for ``n`` random scenes captioned with every description on (caption rng
+    ``i``), each caption checked to use only the world's words."""
+    rng, names = np.random.default_rng(seed), cap.name_tokens()
+    for i in range(n):
+        scene = sample_scene(rng)
+        texts = cap.captions_all(scene, np.random.default_rng(i), describe_p=1.0, **describe)
+        for lang, text in texts.items():
+            assert not {t.lower() for t in cap.tokens(text)} - cap.vocabulary(lang) - names, (lang, text)
+        yield i, scene, texts
+
+
 def test_described_captions_reach_styles_and_weapons_without_their_names():
     from hubkit_micro.descriptions import STYLE_DESCRIPTIONS, WEAPON_DESCRIPTIONS
 
-    rng = np.random.default_rng(11)
-    names = cap.name_tokens()
     seen = 0
-    for i in range(200):
-        scene = sample_scene(rng)
-        texts = cap.captions_all(scene, np.random.default_rng(i), describe_p=1.0)
+    for _, scene, texts in _described(11, 200):
         described = scene.style is not None or any(o.label in WEAPON_DESCRIPTIONS for o in scene.objects)
         seen += described
         for lang, text in texts.items():
-            toks = {t.lower() for t in cap.tokens(text)}
-            assert not toks - cap.vocabulary(lang) - names, (lang, text)
             if not described:
                 continue
             if scene.style is not None:
                 assert scene.style not in text and STYLE_DESCRIPTIONS[scene.style][lang] in text, (lang, text)
             for o in scene.objects:
                 if o.label in WEAPON_DESCRIPTIONS:
-                    assert translate(o.label, lang) not in toks, (lang, text)
+                    assert translate(o.label, lang) not in {t.lower() for t in cap.tokens(text)}, (lang, text)
     assert seen > 50
 
 
@@ -294,21 +300,14 @@ def test_described_names_replace_characters_and_faces_by_their_looks():
     every language; without it, the same rng gives exactly the captions a base without described names saw."""
     from hubkit_micro.descriptions import NAME_DESCRIPTIONS, name_description
 
-    rng = np.random.default_rng(12)
-    names = cap.name_tokens()
     seen = 0
-    for i in range(300):
-        scene = sample_scene(rng)
-        plain = cap.captions_all(scene, np.random.default_rng(i), describe_p=1.0)
-        texts = cap.captions_all(scene, np.random.default_rng(i), describe_p=1.0, describe_names=True)
+    for i, scene, texts in _described(12, 300, describe_names=True):
         described = [o.label for o in scene.objects if o.label in NAME_DESCRIPTIONS]
         if not described:
-            assert texts == plain
+            assert texts == cap.captions_all(scene, np.random.default_rng(i), describe_p=1.0)
             continue
         seen += 1
         for lang, text in texts.items():
-            toks = {t.lower() for t in cap.tokens(text)}
-            assert not toks - cap.vocabulary(lang) - names, (lang, text)
             for label in described:
                 assert label not in text, (lang, text)
                 assert any(name_description(label, lang, case) in text for case in ("nom", "dat")), (lang, text)
