@@ -132,6 +132,7 @@ def train_sd(
     unet_lr: float = 1e-3,
     unet_finetune_steps: int = 0,
     unet_finetune_lr: float = 3e-4,
+    unet_finetune_offset_noise: float = 0.0,
     unet_focus_steps: int = 0,
     unet_focus_lr: float = 3e-4,
     unet_finetune_threads: int | None = None,
@@ -195,7 +196,7 @@ def train_sd(
         if unet_finetune_steps:
             unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_finetune_steps, unet_batch,
                                       unet_finetune_lr, checkpoint_every_s, checkpoint_every_steps, _stop_after_unet,
-                                      log, init=unet_result)
+                                      log, init=unet_result, offset_noise=unet_finetune_offset_noise)
             unet_seconds += unet_result["seconds"]
         if unet_focus_steps:
             focus = {"name": FOCUS_RULE, "weights": focus_weights(data["labels"])}
@@ -232,6 +233,7 @@ def train_sd(
         "unet_steps": unet_steps,
         "unet_finetune_steps": unet_finetune_steps,
         "unet_finetune_lr": unet_finetune_lr,
+        "unet_finetune_offset_noise": unet_finetune_offset_noise,
         "unet_focus_steps": unet_focus_steps,
         "unet_focus_lr": unet_focus_lr,
         "unet_focus_weight": FOCUS_WEIGHT if unet_focus_steps else None,
@@ -271,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unet-finetune-steps", type=int, default=0,
                     help="continue from the UNet's EMA weights for this many steps (fresh optimiser, lower lr)")
     ap.add_argument("--unet-finetune-lr", type=float, default=3e-4)
+    ap.add_argument("--unet-finetune-offset-noise", type=float, default=0.0,
+                    help="per-image, per-channel offset added to the finetune stage's noise (std; 0: none)")
     ap.add_argument("--unet-focus-steps", type=int, default=0,
                     help="then continue this many steps drawing multi-object scenes with a character, a face or "
                          "a named style FOCUS_WEIGHT times as often")
@@ -291,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     module.train_sd(a.out, seed=a.seed, work_dir=a.work_dir, vae_steps=a.vae_steps, dec_steps=a.dec_steps,
                     unet_steps=a.unet_steps, n_train=a.n_train, unet_batch=a.unet_batch, unet_lr=a.unet_lr,
                     unet_finetune_steps=a.unet_finetune_steps, unet_finetune_lr=a.unet_finetune_lr,
+                    unet_finetune_offset_noise=a.unet_finetune_offset_noise,
                     unet_focus_steps=a.unet_focus_steps, unet_focus_lr=a.unet_focus_lr,
                     unet_finetune_threads=a.unet_finetune_threads, unet_threads=a.unet_threads,
                     steps=a.steps, guidance=a.guidance, threads=a.threads,

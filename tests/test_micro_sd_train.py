@@ -219,3 +219,19 @@ def test_focus_stage_continues_from_the_finetune_stage(trained, tmp_path, monkey
     assert any(not torch.equal(wf[k], wt[k]) for k in wf if k.startswith("unet/"))
     _assert_same(focused, T.train_sd(tmp_path / "again", work_dir=tmp_path / "work2", **{**kw, "unet_focus_steps": 3}))
     assert json.loads((focused / "hubkit.json").read_text())["unet_focus_weight"] == T.FOCUS_WEIGHT
+
+
+def test_offset_noise_finetune_is_its_own_deterministic_stage(trained, tmp_path):
+    """Offset noise in the second stage gets its own cache entry (the plain stage 2 is not reused), changes the
+    weights, reproduces, and is recorded in hubkit.json."""
+    work = tmp_path / "work"
+    kw = {**KW, "unet_finetune_steps": 3, "unet_finetune_lr": 1e-3}
+    plain = T.train_sd(tmp_path / "plain", work_dir=work, **kw)
+    before = set(work.glob("unet-*"))
+    offset = T.train_sd(tmp_path / "offset", work_dir=work, **{**kw, "unet_finetune_offset_noise": 0.1})
+    assert len(set(work.glob("unet-*")) - before) == 1, "offset noise gets its own cache entry"
+    wo, wp = _weights(offset), _weights(plain)
+    assert any(not torch.equal(wo[k], wp[k]) for k in wo if k.startswith("unet/"))
+    _assert_same(offset, T.train_sd(tmp_path / "again", work_dir=tmp_path / "work2",
+                                    **{**kw, "unet_finetune_offset_noise": 0.1}))
+    assert json.loads((offset / "hubkit.json").read_text())["unet_finetune_offset_noise"] == 0.1
