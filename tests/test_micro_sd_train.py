@@ -204,34 +204,32 @@ def test_focus_weights_favour_multi_object_scenes_with_a_named_concept_kind():
     assert T.focus_weights([labels(s) for s in scenes]).tolist() == [T.FOCUS_WEIGHT, T.FOCUS_WEIGHT, 1.0, 1.0]
 
 
+def _variant_is_its_own_deterministic_stage(tmp_path, variant: dict) -> Path:
+    """Train the two-stage recipe, then the same with ``variant``: the variant gets its own UNet cache entry (the
+    plain stages are reused, not overwritten), changes the UNet, and reproduces in a fresh work dir."""
+    work = tmp_path / "work"
+    kw = {**KW, "unet_finetune_steps": 3, "unet_finetune_lr": 1e-3}
+    plain = T.train_sd(tmp_path / "plain", work_dir=work, **kw)
+    before = set(work.glob("unet-*"))
+    out = T.train_sd(tmp_path / "variant", work_dir=work, **{**kw, **variant})
+    assert len(set(work.glob("unet-*")) - before) == 1, f"{variant} gets its own cache entry"
+    wv, wp = _weights(out), _weights(plain)
+    assert any(not torch.equal(wv[k], wp[k]) for k in wv if k.startswith("unet/"))
+    _assert_same(out, T.train_sd(tmp_path / "again", work_dir=tmp_path / "work2", **{**kw, **variant}))
+    return out
+
+
 def test_focus_stage_continues_from_the_finetune_stage(trained, tmp_path, monkeypatch):
     """The third UNet stage draws images by weight (the stub's labels are colours: favour the red squares),
     gets its own cache entry, changes the weights and is deterministic."""
     monkeypatch.setattr(T, "focus_weights", lambda labels: torch.tensor([4.0 if l == "red" else 1.0 for l in labels],
                                                                          dtype=torch.float64))
-    work = tmp_path / "work"
-    kw = {**KW, "unet_finetune_steps": 3, "unet_finetune_lr": 1e-3}
-    tuned = T.train_sd(tmp_path / "tuned", work_dir=work, **kw)
-    before = set(work.glob("unet-*"))
-    focused = T.train_sd(tmp_path / "focused", work_dir=work, **{**kw, "unet_focus_steps": 3})
-    assert len(set(work.glob("unet-*")) - before) == 1, "the focus stage gets its own cache entry"
-    wf, wt = _weights(focused), _weights(tuned)
-    assert any(not torch.equal(wf[k], wt[k]) for k in wf if k.startswith("unet/"))
-    _assert_same(focused, T.train_sd(tmp_path / "again", work_dir=tmp_path / "work2", **{**kw, "unet_focus_steps": 3}))
+    focused = _variant_is_its_own_deterministic_stage(tmp_path, {"unet_focus_steps": 3})
     assert json.loads((focused / "hubkit.json").read_text())["unet_focus_weight"] == T.FOCUS_WEIGHT
 
 
 def test_offset_noise_finetune_is_its_own_deterministic_stage(trained, tmp_path):
     """Offset noise in the second stage gets its own cache entry (the plain stage 2 is not reused), changes the
     weights, reproduces, and is recorded in hubkit.json."""
-    work = tmp_path / "work"
-    kw = {**KW, "unet_finetune_steps": 3, "unet_finetune_lr": 1e-3}
-    plain = T.train_sd(tmp_path / "plain", work_dir=work, **kw)
-    before = set(work.glob("unet-*"))
-    offset = T.train_sd(tmp_path / "offset", work_dir=work, **{**kw, "unet_finetune_offset_noise": 0.1})
-    assert len(set(work.glob("unet-*")) - before) == 1, "offset noise gets its own cache entry"
-    wo, wp = _weights(offset), _weights(plain)
-    assert any(not torch.equal(wo[k], wp[k]) for k in wo if k.startswith("unet/"))
-    _assert_same(offset, T.train_sd(tmp_path / "again", work_dir=tmp_path / "work2",
-                                    **{**kw, "unet_finetune_offset_noise": 0.1}))
+    offset = _variant_is_its_own_deterministic_stage(tmp_path, {"unet_finetune_offset_noise": 0.1})
     assert json.loads((offset / "hubkit.json").read_text())["unet_finetune_offset_noise"] == 0.1
