@@ -26,7 +26,7 @@ def _micro_leaderboard(args) -> int:
     from hubkit_micro.leaderboard import leaderboard
 
     board = leaderboard(methods=tuple(args.method or ()) or None, concepts=tuple(args.concept or ()) or None,
-                        budget=args.budget, seed=args.seed, work=args.work, out=args.out, fast=args.fast,
+                        budget=args.budget, seed=args.seed, work=args.work, runs=args.runs, out=args.out, fast=args.fast,
                         select=args.select)
     ranked = sorted((r for r in board.rows if not r.baseline and r.average_rank is not None), key=lambda r: r.average_rank)
     print(f"wrote {args.out}; average ranks: " + ", ".join(f"{r.name} {r.average_rank:.1f}" for r in ranked))
@@ -60,7 +60,9 @@ def add_parser(subparsers) -> None:
     board.add_argument("--budget", default="ci", help="the suites' budget (default ci)")
     board.add_argument("--seed", type=int, default=0)
     board.add_argument("--select", default=None, help="a pytest -k expression passed to every run")
-    board.add_argument("--work", type=Path, default=DEFAULT_WORK, help="built checkpoints and results files (reused)")
+    board.add_argument("--work", type=Path, default=DEFAULT_WORK, help="built checkpoints (reused)")
+    board.add_argument("--runs", type=Path, default=None,
+                       help="finished evaluations, reused by key wherever this folder travels (default WORK/runs)")
     board.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the Markdown file to write")
     board.add_argument("--fast", action="store_true", help="token training steps (a smoke test, not a leaderboard)")
     board.set_defaults(func=_micro_leaderboard)

@@ -8,7 +8,10 @@ checkpoint is evaluated by the command users run (``pytest suites --model CKPT -
 Checkpoints the world ships (``build.SHIPPED``) are used as they are; the others are built with the micro presets
 (``hubkit_micro.unlearn``) into the work folder, keyed by the base's weights, the method, the concept and the
 options, so a re-run reuses them. A finished evaluation is reused when its key (checkpoint, budget, seed, test
-selection) is unchanged, and the image store makes a changed one cheap where the images are the same.
+selection) is unchanged, and the image store makes a changed one cheap where the images are the same. The key holds
+no path and a built checkpoint's key is known before it is built, so a ``--runs`` folder carried to another
+checkout (committed, say) spares it both: forty ``ci`` evaluations take hours on two cores, and can be run a few
+``--method``/``--concept`` at a time.
 """
 
 from __future__ import annotations
@@ -51,17 +54,29 @@ def _shipped(method: str, concept: str) -> Path | None:
     return None
 
 
+def _options(method: str, concept: str, fast: bool) -> dict:
+    from hubkit_micro.unlearn import FAST_OVERRIDES, MICRO_PRESETS, micro_options
+
+    return {**MICRO_PRESETS[method], **micro_options(method, concept), **(FAST_OVERRIDES[method] if fast else {})}
+
+
+def checkpoint_key(method: str, concept: str, *, seed: int = 0, fast: bool = False, base_digest: str) -> str:
+    """What ``method``'s checkpoint on ``concept`` depends on (the base's weights, the options, the seed), known
+    without building it: the checkpoint's folder name, and what its evaluation is keyed by."""
+    return _digest(base_digest, method, concept, _options(method, concept, fast), seed)
+
+
 def checkpoint(method: str, concept: str, work: Path, *, base: Path = paths.BASE, seed: int = 0,
                fast: bool = False, base_digest: str | None = None, log=print) -> Path:
     """The path ``--model`` takes for ``method`` erasing ``concept``: shipped, cached, or built now."""
-    from hubkit_micro.unlearn import FAST_OVERRIDES, MICRO_PRESETS, micro_options, unlearn
+    from hubkit_micro.unlearn import unlearn
 
     if not fast and Path(base) == paths.BASE:
         shipped = _shipped(method, concept)
         if shipped is not None:
             return shipped
-    options = {**MICRO_PRESETS[method], **micro_options(method, concept), **(FAST_OVERRIDES[method] if fast else {})}
-    key = _digest(base_digest or paths.weights_digest(base), method, concept, options, seed)
+    options = _options(method, concept, fast)
+    key = checkpoint_key(method, concept, seed=seed, fast=fast, base_digest=base_digest or paths.weights_digest(base))
     out = Path(work) / "checkpoints" / f"{method}-{_slug(concept)}-{key}"
     stamp = out / "leaderboard.json"
     if stamp.is_file():
@@ -75,6 +90,16 @@ def checkpoint(method: str, concept: str, work: Path, *, base: Path = paths.BASE
     return Path(model)
 
 
+def _model_key(method: str | None, concept: str, *, seed: int, fast: bool, base_digest: str) -> str:
+    """The key of the model a row evaluates: the base's or a shipped checkpoint's weights, else the build key."""
+    if method is None:
+        return base_digest
+    shipped = None if fast else _shipped(method, concept)
+    if shipped is not None:
+        return paths.weights_digest(shipped.parent if shipped.is_file() else shipped)
+    return checkpoint_key(method, concept, seed=seed, fast=fast, base_digest=base_digest)
+
+
 def _training_cost(model: Path) -> dict:
     """Training seconds and peak memory the checkpoint recorded (``hubkit.json`` beside or inside it)."""
     model = Path(model)
@@ -85,14 +110,22 @@ def _training_cost(model: Path) -> dict:
     return {}
 
 
-def evaluate(model: Path, concept: str, results: Path, *, budget: str, seed: int, select: str | None,
-             base_digest: str | None = None, log=print) -> Path:
-    """``pytest suites --model MODEL --concept CONCEPT --budget BUDGET --results RESULTS`` (the users' command), once
-    per key: a finished run with the same checkpoint, budget, seed and selection is not repeated."""
-    key = _digest(str(model), paths.weights_digest(model if Path(model).is_dir() else Path(model).parent),
-                  base_digest or paths.weights_digest(paths.BASE), concept, budget, seed, select)
+def run_key(model_key: str, concept: str, *, budget: str, seed: int, select: str | None, base_digest: str) -> str:
+    """What a finished evaluation depends on. No path enters it, so a results folder committed by one checkout is
+    reused by another (a leaderboard too long for one sitting is run a few rows at a time)."""
+    return _digest(model_key, base_digest, concept, budget, seed, select)
+
+
+def _finished(results: Path, key: str) -> bool:
     stamp = results.with_suffix(".key")
-    if results.is_file() and stamp.is_file() and stamp.read_text() == key:
+    return results.is_file() and stamp.is_file() and stamp.read_text() == key
+
+
+def evaluate(model: Path, concept: str, results: Path, *, budget: str, seed: int, select: str | None,
+             key: str, log=print) -> Path:
+    """``pytest suites --model MODEL --concept CONCEPT --budget BUDGET --results RESULTS`` (the users' command), once
+    per ``key`` (:func:`run_key`): a finished run with the same key is not repeated."""
+    if _finished(results, key):
         return results
     if not SUITES.is_dir():
         raise FileNotFoundError(f"{SUITES}: the suites folder is missing; fix: run hubkit micro leaderboard from a "
@@ -108,14 +141,16 @@ def evaluate(model: Path, concept: str, results: Path, *, budget: str, seed: int
         raise RuntimeError(f"evaluating {model} on {concept} failed (pytest exit {done.returncode}); its output ends:\n"
                            + done.stdout[-3000:])
     log(f"[hubkit micro leaderboard]   {time.perf_counter() - start:.0f} s, pytest exit {done.returncode}")
-    stamp.write_text(key)
+    results.with_suffix(".key").write_text(key)
     return results
 
 
 def leaderboard(*, methods=METHODS, concepts=CONCEPTS, budget: str = "ci", seed: int = 0, work: Path = DEFAULT_WORK,
-                out: Path = DEFAULT_OUT, fast: bool = False, select: str | None = None, log=print):
-    """Build what is missing, evaluate every (method, concept) and the base, and write Table 3 + Table 5 to ``out``
-    (Markdown); returns the ``hubkit.compare.Board``."""
+                runs: Path | None = None, out: Path = DEFAULT_OUT, fast: bool = False, select: str | None = None,
+                log=print):
+    """Evaluate every (method, concept) and the base where ``runs`` (default ``work/runs``) holds no finished run
+    with the same key, building a checkpoint only for a run that is missing, and write Table 3 + Table 5 to ``out``
+    (Markdown); returns the ``hubkit.compare.Board``. Each run's training cost is kept beside it in ``runs``."""
     from hubkit.atomic import write_text
     from hubkit.compare import compare, load_run, to_markdown
 
@@ -124,21 +159,28 @@ def leaderboard(*, methods=METHODS, concepts=CONCEPTS, budget: str = "ci", seed:
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; the roster is {', '.join(METHODS)}")
     work = Path(work)
-    (work / "runs").mkdir(parents=True, exist_ok=True)
+    runs = Path(runs) if runs is not None else work / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    runs, costs = [], {}
+    loaded, costs = [], {}
     base_digest = paths.weights_digest(paths.BASE)  # read once: every key below depends on it
     rows = [(BASELINE, None)] + [(m, m) for m in methods]
     for row, method in rows:
         for concept in concepts:
-            model = paths.BASE if method is None else checkpoint(method, concept, work, seed=seed, fast=fast,
-                                                                    base_digest=base_digest, log=log)
+            results = runs / f"{row}-{_slug(concept)}.json"
+            cost_file = results.with_suffix(".cost.json")
+            key = run_key(_model_key(method, concept, seed=seed, fast=fast, base_digest=base_digest), concept,
+                          budget=budget, seed=seed, select=select, base_digest=base_digest)
+            if not _finished(results, key):
+                model = paths.BASE if method is None else checkpoint(method, concept, work, seed=seed, fast=fast,
+                                                                        base_digest=base_digest, log=log)
+                if method is not None:
+                    write_text(cost_file, json.dumps(_training_cost(model)) + "\n")
+                evaluate(model, concept, results, budget=budget, seed=seed, select=select, key=key, log=log)
             if method is not None:
-                costs[(method, concept)] = _training_cost(model)
-            results = work / "runs" / f"{row}-{_slug(concept)}.json"
-            evaluate(model, concept, results, budget=budget, seed=seed, select=select, base_digest=base_digest, log=log)
-            runs.append(load_run(results, row))
-    board = compare(runs, baselines=[BASELINE])
+                costs[(method, concept)] = json.loads(cost_file.read_text()) if cost_file.is_file() else {}
+            loaded.append(load_run(results, row))
+    board = compare(loaded, baselines=[BASELINE])
     minutes = (time.perf_counter() - start) / 60
     write_text(Path(out), _document(board, to_markdown(board), methods, concepts, budget, seed, select, costs, minutes))
     return board
@@ -179,4 +221,4 @@ def _document(board, table: str, methods, concepts, budget, seed, select, costs,
     return "\n".join(lines)
 
 
-__all__ = ["BASELINE", "CONCEPTS", "METHODS", "checkpoint", "evaluate", "leaderboard"]
+__all__ = ["BASELINE", "CONCEPTS", "METHODS", "checkpoint", "checkpoint_key", "evaluate", "leaderboard", "run_key"]

@@ -35,6 +35,30 @@ def test_leaderboard_runs_the_users_command_per_checkpoint_and_reuses_it(tmp_pat
     assert said == [] and [r.average_rank for r in again.rows] == [r.average_rank for r in board.rows]
 
 
+def test_a_runs_folder_carried_to_another_checkout_spares_building_and_evaluating(tmp_path):
+    """Finished runs are keyed without paths or built weights: with only the runs folder (what a session commits when
+    the whole table does not fit in it), a fresh work folder builds nothing and runs nothing, and keeps the costs."""
+    import shutil
+
+    runs, said = tmp_path / "runs", []
+    kw = dict(methods=("uce",), concepts=("Pointelli",), budget="smoke", fast=True, select="test_target_proportion",
+              runs=runs)
+    first = leaderboard.leaderboard(work=tmp_path / "a", out=tmp_path / "a.md", log=said.append, **kw)
+    assert sum("building" in line for line in said) == 1
+    shutil.rmtree(tmp_path / "a")    # the built checkpoint is gone with the checkout
+    said.clear()
+    again = leaderboard.leaderboard(work=tmp_path / "b", out=tmp_path / "b.md", log=said.append, **kw)
+    assert said == [] and not (tmp_path / "b" / "checkpoints").exists()
+    assert [r.average_rank for r in again.rows] == [r.average_rank for r in first.rows]
+    cost = (tmp_path / "a.md").read_text().split("## Training cost")[1]
+    assert cost == (tmp_path / "b.md").read_text().split("## Training cost")[1] and "| uce | " in cost
+
+    said.clear()    # another selection is another key: the model is built again and evaluated
+    leaderboard.leaderboard(work=tmp_path / "b", out=tmp_path / "b.md", log=said.append,
+                            **{**kw, "select": "test_target_proportion or storage"})
+    assert sum("building" in line for line in said) == 1 and sum("--model" in line for line in said) == 2
+
+
 def test_leaderboard_refuses_a_method_outside_the_roster(tmp_path):
     import pytest
 
