@@ -40,10 +40,12 @@ class Budget:
 BUDGETS: Registry[Budget] = Registry("budget", group="hubkit.budgets", where="hubkit.budgets.BUDGETS")
 # ci's 128 selective prompts (about 240 image-noun questions): at 32 (58 questions) the paired ratio's interval was
 # +-0.11, so a checkpoint that changes nothing (ratio 1.0) could not clear the 0.95 bar and failed as inconclusive;
-# at 128 one did (0.991, lower bound 0.957; docs/base-experiments.md). Images are cheap next to the attacks.
+# at 128 one did (0.991, lower bound 0.957; docs/base-experiments.md). 256 (about 480 questions) decides a
+# checkpoint that loses 1-2% (ESD-kv on the micro base: 0.983 undecided at 128, 1.011 [0.987, 1.036] at 256).
+# Images are cheap next to the attacks.
 _BUILT_IN = (  # cheapest first
     Budget("smoke", 16, 16, 8, 8, 2, 4, 8, "smoke", 16, 4, 16, efficiency_rounds=3),
-    Budget("ci", 64, 128, 128, 64, 5, 12, 32, "ci", 64, 16, 20),
+    Budget("ci", 64, 128, 256, 64, 5, 12, 32, "ci", 64, 16, 20),
     Budget("full", 10_000, 30_000, 1_000, 1_000, 100, 10, 1_000, "full", 300, 64, 20),
 )
 for _budget in _BUILT_IN:

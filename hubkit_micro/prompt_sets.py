@@ -36,7 +36,7 @@ from .world import (
     similarity,
 )
 
-DEFAULT_SIZES = {"target": 400, "multilingual": 100, "selective": 200, "attack": 50, "general": 1000}
+DEFAULT_SIZES = {"target": 400, "multilingual": 100, "selective": 300, "attack": 50, "general": 1000}
 JUDGE = "micro-detector"
 PINPOINT_TEMPLATE = "a photo of {noun}"
 STYLE_PINPOINT_TEMPLATE = "a painting in the style of {noun}"
