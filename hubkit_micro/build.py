@@ -38,12 +38,15 @@ SD_CONFIG = {"unet_channels": (32, 64, 96)}
 # ESD-x at 400 steps / lr 1e-3 (with the presets' neighbour-preservation term) erases a concept on the micro base;
 # for the embedded default, Pointelli, ESD on the cross-attention keys and values only (ESD-kv) erases it as well and
 # keeps general images (on ESD-x, FID vs reference 1.43 on base v3b, against ESD-kv's 1.02 on v4);
-# the "overdone" ESD-u (all non-cross-attention weights, no preservation) is shipped on purpose as a model that
-# *deserves* to fail pinpoint-ness and alignment.
+# on the v4o base it needs the style presets of ``hubkit_micro.unlearn`` (the captions' phrasings, each erased in
+# context): with the keyword's own direction it left Pointelli in 0.42 of target images.
+# The "overdone" ESD-u (all non-cross-attention weights, no preservation) is shipped on purpose as a model that
+# *deserves* to fail pinpoint-ness and alignment; it keeps the options it was built with.
 SHIPPED = (
     ("esd-pointelli", "esd", "Pointelli", {"variant": "kv", "steps": 400, "lr": 1e-3}),
     ("esd-pointelli-overdone", "esd", "Pointelli", {"variant": "u", "steps": 300, "lr": 1e-3, "xt": "sample", "preserve": (),
-                                                    "preserve_weight": 0.0}),
+                                                    "preserve_weight": 0.0, "direction": "keyword",
+                                                    "templates": ("{}", "a painting in the style of {}")}),
     ("uce-pointelli", "uce", "Pointelli", {}),
     ("sld-pointelli", "sld", "Pointelli", {}),
     # one ESD checkpoint per HUB category: style above, then NSFW, IP and celebrity analogues

@@ -41,6 +41,12 @@ FAST_OVERRIDES: dict[str, dict] = {
     "receler": {"steps": 2, "sample_steps": 4, "pool_size": 1, "adv_steps": 1},
     "advunlearn": {"steps": 2, "sample_steps": 4, "pool_size": 1, "attack_steps": 1},
 }
+#: ESD's training prompts for a style: one per way the captions name a style (``captions.py``: "a painting in the style
+#: of X", "a painting by X with ...", "..., in the style of X", "..., X style"), and the bare name. On the v4o base
+#: the preset's two templates with the keyword's own direction left Pointelli in 0.73 of target images, these with
+#: ``direction="context"`` in 0.00 (``docs/base-experiments.md``, eleventh session)
+ESD_STYLE_TEMPLATES = ("{}", "a painting in the style of {}", "a painting by {} with a tree",
+                       "a house on the left, in the style of {}", "a car, {} style")
 #: methods whose micro options are the concept's prompt templates (and, for AC and MACE, the category's anchor)
 _TEMPLATED = ("ac", "sa", "salun", "mace", "receler", "advunlearn")
 
@@ -59,6 +65,8 @@ def micro_options(method: str, concept) -> dict:
     if method == "esd":
         keep = list(spec.neighbours) + [t for t in world.THINGS if t not in spec.keywords] + [""]
         out = {"templates": templates, "preserve": keep, "preserve_templates": templates}
+        if style:  # the bare name barely draws a style on the base: erase its contribution in the captions' phrasings
+            out.update(templates=ESD_STYLE_TEMPLATES, direction="context")
         if spec.category == "nsfw":  # a broad category among look-alike tools needs a much stronger push
             out["eta"] = 8.0
         return out
@@ -98,4 +106,4 @@ def unlearn(method: str, *, base, concept, out, seed: int = 0, fast: bool = Fals
     return fn(base, concept, out, seed=seed, **kwargs)
 
 
-__all__ = ["FAST_OVERRIDES", "MICRO_PRESETS", "micro_options", "presets", "unlearn"]
+__all__ = ["ESD_STYLE_TEMPLATES", "FAST_OVERRIDES", "MICRO_PRESETS", "micro_options", "presets", "unlearn"]

@@ -106,6 +106,25 @@ def test_esd_is_deterministic(base_pipe, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_esd_context_direction_changes_only_in_context_targets(base_pipe, tmp_path):
+    """``direction="context"`` erases the keyword against the prompt without it; on the bare keyword (no context)
+    the target is ESD's own, so the two directions train the same weights."""
+    def run(tag, direction, templates):
+        path = esd(base_pipe, "Zorbo", tmp_path / tag, variant="kv", seed=0, xt="noise", pool_size=1,
+                   direction=direction, templates=templates, **FAST_ESD)
+        return load_unet_state_dict(path), read_checkpoint_metadata(path)
+
+    bare_kw, _ = run("bare-kw", "keyword", ("{}",))
+    bare_ctx, meta = run("bare-ctx", "context", ("{}",))
+    assert meta["direction"] == "context"
+    assert all(torch.equal(bare_kw[k], bare_ctx[k]) for k in bare_kw)
+    ctx_kw, _ = run("ctx-kw", "keyword", ("a photo of {}",))
+    ctx_ctx, _ = run("ctx-ctx", "context", ("a photo of {}",))
+    assert not all(torch.equal(ctx_kw[k], ctx_ctx[k]) for k in ctx_kw)
+    with pytest.raises(ValueError, match="direction must be"):
+        esd(base_pipe, "Zorbo", tmp_path / "bad", direction="prompt", **FAST_ESD)
+
+
 def test_esd_checkpoint_loads_onto_base(esd_x, base_pipe):
     pipe = tiny_pipeline()
     apply_unet_state_dict(pipe.unet, load_unet_state_dict(esd_x))

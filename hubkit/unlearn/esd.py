@@ -18,7 +18,15 @@ keeps the prompt's other content and removes only the keyword's direction, as th
 
     ε_θ(x_t, p, t)  ->  ε*(x_t, p, t) − (η + 1) · (ε*(x_t, k, t) − ε*(x_t, ∅, t))
 
-with ``k`` the keyword inside ``p``; for ``p = k`` this is exactly the formula above.
+with ``k`` the keyword inside ``p``; for ``p = k`` this is exactly the formula above.  That direction is the
+keyword's *alone*, and it is weak where the bare name barely draws the concept (the micro base draws Pointelli from
+"Pointelli" in 0.19 of images and from "a painting in the style of Pointelli" in 1.00).  ``direction="context"``
+measures the keyword's contribution inside the prompt instead, against the prompt with the keyword removed
+(``p∖k``, e.g. "a painting in the style of")::
+
+    ε_θ(x_t, p, t)  ->  ε*(x_t, p, t) − (η + 1) · (ε*(x_t, p, t) − ε*(x_t, p∖k, t))
+
+which is the official formula with ``p∖k`` in place of the empty prompt (not in the paper or its code).
 
 Optional preservation (not in ESD; off by default): with ``preserve`` texts (e.g. the concept's neighbours),
 each step also pulls ε_θ toward ε* on a preserved prompt, ``preserve_weight · ‖ε_θ(x'_t, p) − ε*(x'_t, p)‖²``,
@@ -120,6 +128,7 @@ def esd(
     sample_steps: int | None = None,
     sample_guidance: float = 3.0,
     xt: str = "sample",
+    direction: str = "keyword",
     pool_size: int = 8,
     templates: Sequence[str] = ("{}",),
     prompts: Sequence[str] | None = None,
@@ -143,8 +152,12 @@ def esd(
     """
     from tqdm.auto import tqdm
 
+    from hubkit.attacks.ringabell import strip_concept   # the same "prompt without the concept" Ring-A-Bell pairs use
+
     if xt not in ("sample", "noise"):
         raise ValueError(f"xt must be 'sample' or 'noise', not {xt!r}")
+    if direction not in ("keyword", "context"):
+        raise ValueError(f"direction must be 'keyword' or 'context', not {direction!r}")
     if keys not in ("changed", "all"):
         raise ValueError(f"keys must be 'changed' or 'all', not {keys!r}")
     spec = resolve_concept(concept, name=name)
@@ -181,6 +194,7 @@ def esd(
 
         emb_c = encode_texts(pipe, prompts)
         emb_kw = encode_texts(pipe, keywords)
+        emb_rest = encode_texts(pipe, [strip_concept(p, [k]) for p, k in zip(prompts, prompt_kws)])
         emb_0 = encode_texts(pipe, [""])
         sched = _ddim_scheduler(pipe)
         sched.set_timesteps(sample_steps, device=device)
@@ -224,7 +238,10 @@ def esd(
                     x, t = noised(pool[i])
                 e_0 = original(x, t, encoder_hidden_states=uncond).sample
                 e_c = original(x, t, encoder_hidden_states=cond).sample
-                if in_context:  # the keyword inside a longer prompt: remove only the keyword's direction
+                if in_context and direction == "context":   # the keyword's contribution in this prompt
+                    rest = emb_rest[i:i + 1].expand(batch_size, -1, -1)
+                    target = e_c - (eta + 1.0) * (e_c - original(x, t, encoder_hidden_states=rest).sample)
+                elif in_context:  # the keyword inside a longer prompt: remove only the keyword's direction
                     kw_cond = emb_kw[kw_index[i]:kw_index[i] + 1].expand(batch_size, -1, -1)
                     e_k = original(x, t, encoder_hidden_states=kw_cond).sample
                     target = e_c - (eta + 1.0) * (e_k - e_0)
@@ -254,7 +271,7 @@ def esd(
     tail = losses[-max(1, len(losses) // 10):] if losses else [float("nan")]
     meta = base_metadata(
         "esd", spec, b, variant=f"esd-{variant}", steps=steps, lr=lr, eta=eta, seed=seed,
-        batch_size=batch_size, sample_steps=sample_steps, sample_guidance=sample_guidance, xt=xt,
+        batch_size=batch_size, sample_steps=sample_steps, sample_guidance=sample_guidance, xt=xt, direction=direction,
         prompts=prompts, keys=keys, final_loss=round(sum(tail) / len(tail), 6),
         preserve=keep_prompts, preserve_weight=preserve_weight if keep_prompts else 0.0,
         train_seconds=round(m.seconds, 3), train_peak_mem_mb=round(m.peak_mem_mb, 1),
@@ -280,6 +297,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps of the x_t sampler (default: base's)")
     parser.add_argument("--sample-guidance", type=float, default=None, help="CFG scale of the x_t sampler (paper: 3)")
     parser.add_argument("--xt", choices=("sample", "noise"), default=None)
+    parser.add_argument("--direction", choices=("keyword", "context"), default=None,
+                        help="in-context prompts: erase the keyword's direction alone (default) or its contribution "
+                             "inside the prompt (against the prompt without it)")
     parser.add_argument("--template", action="append", default=None,
                         help="training prompt template with {} for the keyword (repeatable; default: the keyword)")
     parser.add_argument("--keys", choices=("changed", "all"), default=None)
@@ -288,6 +308,7 @@ def add_arguments(parser) -> None:
 
 _CLI_OPTIONS = {"variant": "variant", "steps": "steps", "lr": "lr", "eta": "eta", "batch_size": "batch_size",
                 "sample_steps": "sample_steps", "sample_guidance": "sample_guidance", "xt": "xt",
+                "direction": "direction",
                 "template": "templates", "keys": "keys"}
 
 
