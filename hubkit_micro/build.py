@@ -52,7 +52,8 @@ SHIPPED = (
     # one ESD checkpoint per HUB category: style above, then NSFW, IP and celebrity analogues
     ("esd-weapon", "esd", "weapon", {"variant": "x", "steps": 800, "lr": 2e-3}),  # a broad category: a stronger push
     ("esd-zorbo", "esd", "Zorbo", {"variant": "x", "steps": 400, "lr": 1e-3}),
-    ("esd-dario-voss", "esd", "Dario Voss", {"variant": "x", "steps": 400, "lr": 1e-3}),
+    # 400 steps left Dario Voss in 7 of 64 target images at the ci budget on v4o (inconclusive); 800 leave 3
+    ("esd-dario-voss", "esd", "Dario Voss", {"variant": "x", "steps": 800, "lr": 1e-3}),
 )
 #: shipped to fail: ``hubkit micro check`` expects these to lose their neighbours (< 0.6 of the base rate)
 OVER_ERASERS = ("esd-pointelli-overdone",)

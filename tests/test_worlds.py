@@ -39,7 +39,11 @@ def test_worlds_answer_concepts_and_presets(tmp_path):
     assert find_concept("a red bicycle") is None
     assert world_for_base(paths.BASE) is paths.WORLD and world_for_base(tmp_path) is None
     assert paths.WORLD.unlearning_presets("esd", None) == MICRO_PRESETS["esd"]
-    assert paths.WORLD.unlearning_presets("esd", "Pointelli")["templates"] == ("{}", "a painting in the style of {}")
+    from hubkit_micro.unlearn import ESD_STYLE_TEMPLATES
+
+    assert paths.WORLD.unlearning_presets("esd", "Pointelli")["templates"] == ESD_STYLE_TEMPLATES
+    assert paths.WORLD.unlearning_presets("esd", "Pointelli")["direction"] == "context"
+    assert "direction" not in paths.WORLD.unlearning_presets("esd", "Zorbo")
 
 
 def test_a_third_party_world_registers_and_is_checked(tmp_path):
