@@ -194,7 +194,8 @@ def esd(
 
         emb_c = encode_texts(pipe, prompts)
         emb_kw = encode_texts(pipe, keywords)
-        emb_rest = encode_texts(pipe, [strip_concept(p, [k]) for p, k in zip(prompts, prompt_kws)])
+        emb_rest = (encode_texts(pipe, [strip_concept(p, [k]) for p, k in zip(prompts, prompt_kws)])
+                    if direction == "context" else None)
         emb_0 = encode_texts(pipe, [""])
         sched = _ddim_scheduler(pipe)
         sched.set_timesteps(sample_steps, device=device)
@@ -236,17 +237,18 @@ def esd(
                     t = sched.timesteps[k]
                 else:
                     x, t = noised(pool[i])
-                e_0 = original(x, t, encoder_hidden_states=uncond).sample
                 e_c = original(x, t, encoder_hidden_states=cond).sample
-                if in_context and direction == "context":   # the keyword's contribution in this prompt
+                if in_context and direction == "context":   # the keyword's contribution in this prompt (no ε*(∅))
                     rest = emb_rest[i:i + 1].expand(batch_size, -1, -1)
                     target = e_c - (eta + 1.0) * (e_c - original(x, t, encoder_hidden_states=rest).sample)
-                elif in_context:  # the keyword inside a longer prompt: remove only the keyword's direction
-                    kw_cond = emb_kw[kw_index[i]:kw_index[i] + 1].expand(batch_size, -1, -1)
-                    e_k = original(x, t, encoder_hidden_states=kw_cond).sample
-                    target = e_c - (eta + 1.0) * (e_k - e_0)
                 else:
-                    target = e_0 - eta * (e_c - e_0)
+                    e_0 = original(x, t, encoder_hidden_states=uncond).sample
+                    if in_context:  # the keyword inside a longer prompt: remove only the keyword's direction
+                        kw_cond = emb_kw[kw_index[i]:kw_index[i] + 1].expand(batch_size, -1, -1)
+                        e_k = original(x, t, encoder_hidden_states=kw_cond).sample
+                        target = e_c - (eta + 1.0) * (e_k - e_0)
+                    else:
+                        target = e_0 - eta * (e_c - e_0)
                 if keep_pool is not None:
                     j = rng.randrange(len(keep_prompts))
                     keep_cond = emb_keep[j:j + 1].expand(batch_size, -1, -1)
