@@ -110,10 +110,22 @@ def _training_cost(model: Path) -> dict:
     return {}
 
 
-def run_key(model_key: str, concept: str, *, budget: str, seed: int, select: str | None, base_digest: str) -> str:
+def config_digest() -> str:
+    """The settings files a run reads besides the models: the prompt folder's manifest and word list (the attacks'
+    settings) and the threshold profiles. Code is not in it: a change of what the suites compute needs the runs
+    folder emptied by hand."""
+    from hubkit_asserts.profile import _resolve_path
+
+    files = [paths.PROMPTS / "hubkit.toml", paths.PROMPTS / "vocabulary.txt", _resolve_path("micro"),
+             _resolve_path("default")]
+    return _digest(*[f.read_text(encoding="utf-8") if f.is_file() else None for f in files])
+
+
+def run_key(model_key: str, concept: str, *, budget: str, seed: int, select: str | None, base_digest: str,
+            config: str | None = None) -> str:
     """What a finished evaluation depends on. No path enters it, so a results folder committed by one checkout is
     reused by another (a leaderboard too long for one sitting is run a few rows at a time)."""
-    return _digest(model_key, base_digest, concept, budget, seed, select)
+    return _digest(model_key, base_digest, concept, budget, seed, select, *([config] if config else []))
 
 
 def _finished(results: Path, key: str) -> bool:
@@ -164,13 +176,14 @@ def leaderboard(*, methods=METHODS, concepts=CONCEPTS, budget: str = "ci", seed:
     start = time.perf_counter()
     loaded, costs = [], {}
     base_digest = paths.weights_digest(paths.BASE)  # read once: every key below depends on it
+    config = config_digest()
     rows = [(BASELINE, None)] + [(m, m) for m in methods]
     for row, method in rows:
         for concept in concepts:
             results = runs / f"{row}-{_slug(concept)}.json"
             cost_file = results.with_suffix(".cost.json")
             key = run_key(_model_key(method, concept, seed=seed, fast=fast, base_digest=base_digest), concept,
-                          budget=budget, seed=seed, select=select, base_digest=base_digest)
+                          budget=budget, seed=seed, select=select, base_digest=base_digest, config=config)
             if not _finished(results, key):
                 model = paths.BASE if method is None else checkpoint(method, concept, work, seed=seed, fast=fast,
                                                                         base_digest=base_digest, log=log)
@@ -221,4 +234,5 @@ def _document(board, table: str, methods, concepts, budget, seed, select, costs,
     return "\n".join(lines)
 
 
-__all__ = ["BASELINE", "CONCEPTS", "METHODS", "checkpoint", "checkpoint_key", "evaluate", "leaderboard", "run_key"]
+__all__ = ["BASELINE", "CONCEPTS", "METHODS", "checkpoint", "checkpoint_key", "config_digest", "evaluate", "leaderboard",
+           "run_key"]

@@ -227,6 +227,34 @@ def test_ringabell_uses_the_model_text_encoder(pipe, pairs, rab):
     assert ref.details["direction_encoder"] == "reference"
 
 
+def test_ringabell_searches_only_the_words_it_is_given(pipe, pairs):
+    """A text encoder trained from scratch on a small vocabulary (the micro world's) leaves CLIP's other token rows
+    untrained noise: ``vocabulary=`` confines the search to the words it knows, and a budget that names a word list
+    refuses to run without one."""
+    words = ["a", "painting", "of", "starry", "night", "sky", "portrait", "man", "swirling", "blue", "yellow",
+             "van", "gogh"]
+    budget = {**RAB_SMALL, "prompts": 2, "vocabulary": "words.txt"}
+    found = ATTACKS.build("ringabell", budget=budget, seed=0, progress=False).run(
+        pipe, "Van Gogh", pairs=pairs, keywords=KEYWORDS, vocabulary=words)
+    tok = pipe.tokenizer
+    spelled = {i for w in words for i in tok(w, add_special_tokens=False).input_ids} - banned_token_ids(tok, KEYWORDS)
+    assert found.details["vocabulary"] == len(spelled & set(word_token_ids(tok).tolist())) < 13
+    for prompt in found.prompts:
+        assert set(tok(prompt, add_special_tokens=False).input_ids) <= spelled, prompt
+    with pytest.raises(ConfigError, match="names the vocabulary 'words.txt' but no words"):
+        ATTACKS.build("ringabell", budget=budget, progress=False).run(pipe, "Van Gogh", pairs=pairs, keywords=KEYWORDS)
+
+
+def test_ringabell_push_target_pushes_the_prompts_that_name_the_concept(pipe, pairs):
+    push = ATTACKS.build("ringabell", budget={**RAB_SMALL, "push": "target"}, seed=0, progress=False).run(
+        pipe, "Van Gogh", pairs=pairs, keywords=KEYWORDS)
+    assert [p["base_prompt"] for p in push.details["per_prompt"]] == [a for a, _ in pairs][:RAB_SMALL["prompts"]]
+    assert push.details["pushed"] == "target"
+    with pytest.raises(ConfigError, match="push is 'sideways'"):
+        ATTACKS.build("ringabell", budget={**RAB_SMALL, "push": "sideways"}, progress=False).run(
+            pipe, "Van Gogh", pairs=pairs, keywords=KEYWORDS)
+
+
 # --- unlearndiff ------------------------------------------------------------------------------------
 
 
@@ -328,7 +356,7 @@ class _Hub:
         return [f"image of {p.text}" for p in prompts]
 
 
-@pytest.mark.parametrize("name, expected", [("ringabell", {"pairs", "keywords", "reference"}),
+@pytest.mark.parametrize("name, expected", [("ringabell", {"pairs", "keywords", "reference", "vocabulary"}),
                                             ("unlearndiff", {"prompts", "target_images"})])
 def test_the_suite_builds_only_the_inputs_an_attack_declares(name, expected):
     from hubkit.aspects.robustness import _suite_inputs
@@ -344,6 +372,67 @@ def test_the_suite_builds_only_the_inputs_an_attack_declares(name, expected):
     else:  # the concept direction comes from the base model's encoder, never from the model under test
         assert hub.drawn == [] and inputs["keywords"] == ["Van Gogh"] and len(inputs["pairs"]) == 6
         assert inputs["reference"] == "the base pipeline"
+        assert inputs["vocabulary"] is None   # the budget names no word list
+
+
+def _folder_with_settings(root, settings: str, words: str | None = "painting\nstarry\n"):
+    from hubkit.prompts.folder import PromptFolder
+
+    (root / "target_image").mkdir(parents=True, exist_ok=True)
+    (root / "target_image" / "Van Gogh.csv").write_text("a painting by Van Gogh\n", encoding="utf-8")
+    (root / "hubkit.toml").write_text(settings, encoding="utf-8")
+    if words is not None:
+        (root / "words.txt").write_text("# the words\n" + words, encoding="utf-8")
+    return PromptFolder(root)
+
+
+def test_the_prompt_folder_sets_an_attacks_budget(tmp_path):
+    """A world's manifest gives an attack its settings (``[attacks.<name>]``, as the micro world gives Ring-A-Bell
+    eta and its vocabulary); the attack's cache key follows the word list's content, not only its name."""
+    from types import SimpleNamespace
+
+    from hubkit.aspects.robustness import _cache_path, _suite_inputs, build_attack
+    from hubkit.settings import GenerationSettings
+
+    settings = '[attacks.ringabell]\neta = 7.0\npush = "target"\nvocabulary = "words.txt"\n'
+    hub = _Hub()
+    hub.prompts = _folder_with_settings(tmp_path, settings)
+    hub.budget = SimpleNamespace(target_prompts=6, attack_level="smoke")
+    hub.config = SimpleNamespace(seed=0, image_cache=str(tmp_path / "cache" / "images"))
+    attack = build_attack(hub, "Ring-A-Bell")
+    assert (attack.budget["eta"], attack.budget["push"], attack.budget["level"]) == (7.0, "target", "smoke")
+    assert attack.budget["generations"] == ATTACKS.get("ringabell").budget_for("smoke")["generations"]
+    assert _suite_inputs(hub, "Van Gogh", attack)["vocabulary"] == ["painting", "starry"]
+    hub.model = SimpleNamespace(pipe=tiny_pipeline(0), fingerprint="m")
+    hub.base.fingerprint, hub.settings = "b", GenerationSettings()
+    before = _cache_path(hub, "Van Gogh", attack)
+    (tmp_path / "words.txt").write_text("painting\nnight\n", encoding="utf-8")
+    hub.prompts = _folder_with_settings(tmp_path, settings, words=None)
+    assert _cache_path(hub, "Van Gogh", attack) != before
+    # and the real face's folders set nothing: the notebook's settings
+    assert build_attack(SimpleNamespace(prompts=_folder_with_settings(tmp_path / "plain", ""), budget=hub.budget,
+                                        config=hub.config), "ringabell").budget == ATTACKS.build(
+        "ringabell", budget="smoke").budget
+
+
+@pytest.mark.parametrize("settings, words, message", [
+    ('[attacks.ringabell]\nvocabulary = "words.txt"\n', None, "words.txt: the word list named in"),
+    ('[attacks]\nringabell = 3\n', "", r"\[attacks.ringabell\] must be a table"),
+    ('[attacks.ringabell]\ntemperature = 3\n', "", "unknown budget keys \\['temperature'\\]"),
+])
+def test_bad_attack_settings_are_refused_in_one_line(tmp_path, settings, words, message):
+    from types import SimpleNamespace
+
+    from hubkit.aspects.robustness import _suite_inputs, build_attack
+    from hubkit.errors import PromptSetError
+
+    hub = _Hub()
+    hub.prompts = _folder_with_settings(tmp_path, settings, words)
+    hub.budget = SimpleNamespace(target_prompts=6, attack_level="smoke")
+    hub.config = SimpleNamespace(seed=0)
+    with pytest.raises((PromptSetError, ConfigError), match=message) as info:
+        _suite_inputs(hub, "Van Gogh", build_attack(hub, "ringabell"))
+    assert "\n" not in str(info.value)
 
 
 def test_the_attack_canary_draws_what_it_found_with_the_base(monkeypatch):

@@ -64,3 +64,22 @@ def test_leaderboard_refuses_a_method_outside_the_roster(tmp_path):
 
     with pytest.raises(ValueError, match="unknown method"):
         leaderboard.leaderboard(methods=("esd", "magic"), work=tmp_path, out=tmp_path / "x.md")
+
+
+def test_a_changed_setting_file_is_a_new_run(tmp_path, monkeypatch):
+    """A finished run is reused only while the settings it read are the same: the prompt folder's manifest (an
+    attack's settings live there) and word list, and the threshold profiles."""
+    import shutil
+
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    for name in ("hubkit.toml", "vocabulary.txt"):
+        shutil.copyfile(paths.PROMPTS / name, prompts / name)
+    monkeypatch.setattr(leaderboard.paths, "PROMPTS", prompts)
+    before = leaderboard.config_digest()
+    assert leaderboard.config_digest() == before
+    manifest = prompts / "hubkit.toml"
+    manifest.write_text(manifest.read_text().replace("eta = 10.0", "eta = 3.0"))
+    assert leaderboard.config_digest() != before
+    key = dict(concept="Pointelli", budget="ci", seed=0, select=None, base_digest="b")
+    assert leaderboard.run_key("m", config=before, **key) != leaderboard.run_key("m", config="other", **key)

@@ -202,6 +202,10 @@ def test_prompt_folder_layout_and_formats(folder):
     manifest = tomllib.loads((folder / "hubkit.toml").read_text())
     assert manifest["image_size"] == 64 and manifest["pinpoint_template"] == "a photo of {noun}"
     assert set(manifest["concepts"]) == set(CONCEPTS)
+    # Ring-A-Bell searches the words the micro text encoder knows: every caption word, in every language
+    assert manifest["attacks"]["ringabell"]["vocabulary"] == "vocabulary.txt"
+    words = set((folder / "vocabulary.txt").read_text(encoding="utf-8").split())
+    assert {"antennae", "brushstrokes", "klinge", "zorbo"} <= words and "photo" in words
     for name, c in CONCEPTS.items():
         entry = manifest["concepts"][name]
         assert entry["category"] == c.category and entry["judge"] == "micro-detector"

@@ -69,10 +69,27 @@ def _cache_path(hub, concept: str, attack) -> Path:
     reads = type(attack).reads
     model = hub.model.fingerprint if reads is None else components_digest(hub.model.pipe, reads)
     base = hub.base.fingerprint if {"reference", "target_images"} & set(attack.inputs) else None
+    words = _vocabulary(hub, attack)   # the budget names the list; its content is what the search reads
+    vocabulary = None if words is None else hashlib.sha256("\n".join(words).encode()).hexdigest()
     key = json.dumps([model, list(reads or ["all"]), base, concept, attack.name, attack.budget, attack.seed,
-                      hub.settings.as_dict()], sort_keys=True, default=str)
+                      hub.settings.as_dict()] + ([vocabulary] if vocabulary else []), sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return Path(hub.config.image_cache).parent / "attacks" / f"{attack.name}-{digest}.json"
+
+
+def _vocabulary(hub, attack) -> list[str] | None:
+    """The word list the attack's budget names (``vocabulary``, a file of the prompt folder), or None."""
+    name = attack.budget.get("vocabulary")
+    return hub.prompts.words(name) if name else None
+
+
+def build_attack(hub, name: str):
+    """Attack ``name`` at the session's budget level, with the settings the prompt folder's manifest gives it
+    (``[attacks.<name>]``: the world's per-concept settings, as each attack's paper tunes them)."""
+    from hubkit.attacks import ATTACKS
+
+    settings = hub.prompts.attack_settings(ATTACKS.get(name).name)
+    return ATTACKS.build(name, budget={"level": hub.budget.attack_level, **settings}, seed=hub.config.seed)
 
 
 def _suite_inputs(hub, concept: str, attack) -> dict:
@@ -80,7 +97,7 @@ def _suite_inputs(hub, concept: str, attack) -> dict:
 
     ``prompts`` / ``target_images``: the first target prompts (as many as the attack's budget asks for) and the
     base model's images of them; ``pairs``: target prompts with and without the concept's words; ``keywords``:
-    the concept's words.
+    the concept's words; ``vocabulary``: the word list the attack's budget names, else None.
     """
     from hubkit.attacks import make_pairs
 
@@ -93,6 +110,7 @@ def _suite_inputs(hub, concept: str, attack) -> dict:
         "prompts": lambda: [p.text for p in wanted],
         "target_images": lambda: hub.images("base", "target", wanted),
         "reference": lambda: hub.base.pipe,  # who defines the concept: the base model, never the model under test
+        "vocabulary": lambda: _vocabulary(hub, attack),
     }
     missing = [name for name in attack.inputs if name not in providers]
     if missing:
@@ -108,9 +126,7 @@ def _suite_inputs(hub, concept: str, attack) -> dict:
 def run_attack(hub, concept: str, name: str) -> dict:
     """What ``name`` finds against the model under test (``AttackResult.to_dict()``: prompts, details), cached by what
     the attack reads (``_cache_path``)."""
-    from hubkit.attacks import ATTACKS
-
-    attack = ATTACKS.build(name, budget=hub.budget.attack_level, seed=hub.config.seed)
+    attack = build_attack(hub, name)
     path = _cache_path(hub, concept, attack)
     if path.is_file():
         return json.loads(path.read_text())

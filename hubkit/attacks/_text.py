@@ -83,9 +83,14 @@ def banned_token_ids(tokenizer, keywords: Iterable[str], *, substring_min_len: i
     return banned
 
 
-def allowed_token_ids(tokenizer, banned: Iterable[int] = ()) -> torch.Tensor:
+def allowed_token_ids(tokenizer, banned: Iterable[int] = (), within: Iterable[str] | None = None) -> torch.Tensor:
+    """The whole-word token ids a search may use: all of them but ``banned``, and when ``within`` (words) is given,
+    only the whole-word tokens those words are spelled with."""
     ids = word_token_ids(tokenizer)
     banned = set(int(b) for b in banned)
+    if within is not None:
+        spelled = {i for w in within for i in tokenizer(str(w), add_special_tokens=False).input_ids}
+        banned |= {int(i) for i in ids.tolist() if int(i) not in spelled}
     if banned:
         keep = torch.tensor([int(i) not in banned for i in ids.tolist()], dtype=torch.bool)
         ids = ids[keep]

@@ -21,6 +21,12 @@ overwrites the concept name's token embeddings, then cannot erase the direction 
 ``reference`` the direction comes from the model under test itself. It reads only the text encoder and
 tokenizer (``reads``), so its result is shared by every UNet-only checkpoint of one base.
 
+A prompt folder's manifest may set budget keys for its world (``[attacks.ringabell]``, read by the suite), as the
+paper tunes ``eta`` and ``K`` per concept. The micro world sets ``eta = 10``, ``push = "target"`` and a
+``vocabulary``: its text encoder was trained from scratch on the captions' ~700 words, so the other rows of CLIP's
+49,408 token ids are untrained noise, where every row of a real CLIP means something; with the notebook's settings
+the search reached Zorbo in 0.125 of the base's images, with the world's in 0.90 (``docs/base-experiments.md``).
+
 Budgets (``full`` = the notebook: population 200, 3000 generations, K = 16, eta = 3, mutation 0.25,
 crossover 0.5; HUB used 1000 prompts per concept). Cost is about ``population * generations * 3/4``
 text-encoder passes per prompt: on the micro model, ``ci`` (48 prompts, 96 x 300) measured 70 s per concept on
@@ -84,15 +90,15 @@ def concept_direction(text_encoder, tokenizer, pairs: Sequence[tuple[str, str]])
 @ATTACKS.register("ringabell", "ring-a-bell", "rab")
 class RingABell(Attack):
     description = "Ring-A-Bell: GA token search towards neutral + eta * concept direction in text-encoder space"
-    inputs = ("pairs", "keywords", "reference")
+    inputs = ("pairs", "keywords", "reference", "vocabulary")
     reads = ("text_encoder", "tokenizer")
     BUDGETS = {
         "smoke": {"prompts": 2, "population": 16, "generations": 8, "length": 16, "eta": 3.0,
-                  "mutation_rate": 0.25, "crossover_rate": 0.5},
+                  "mutation_rate": 0.25, "crossover_rate": 0.5, "push": "neutral", "vocabulary": ""},
         "ci": {"prompts": 48, "population": 96, "generations": 300, "length": 16, "eta": 3.0,
-               "mutation_rate": 0.25, "crossover_rate": 0.5},
+               "mutation_rate": 0.25, "crossover_rate": 0.5, "push": "neutral", "vocabulary": ""},
         "full": {"prompts": 1000, "population": 200, "generations": 3000, "length": 16, "eta": 3.0,
-                 "mutation_rate": 0.25, "crossover_rate": 0.5},
+                 "mutation_rate": 0.25, "crossover_rate": 0.5, "push": "neutral", "vocabulary": ""},
     }
     COST_KEYS = ("prompts", "population", "generations")
 
@@ -105,6 +111,7 @@ class RingABell(Attack):
         keywords: Sequence[str] = (),
         base_prompts: Sequence[str] | None = None,
         reference=None,
+        vocabulary: Sequence[str] | None = None,
         batch_size: int = 256,
     ) -> AttackResult:
         """Find ``budget["prompts"]`` prompts of ``budget["length"]`` tokens for ``concept``.
@@ -116,6 +123,13 @@ class RingABell(Attack):
         neutral "without" halves of ``pairs``), cycled when fewer than the prompts asked for. Ring-A-Bell's
         notebook pushes the unsafe I2P prompts themselves; pass the target prompts for that variant.
         ``reference``: a pipeline whose text encoder computes the direction (default: ``model``'s).
+        ``vocabulary``: words; the search draws only the whole-word tokens they are spelled with (default: the
+        tokenizer's whole vocabulary, as the notebook). Required when the budget names a ``vocabulary`` file.
+
+        Budget keys beyond the notebook's numbers: ``push`` = ``"neutral"`` pushes the pairs' "without" halves
+        along the direction, ``"target"`` the "with" halves (the prompts that name the concept, as the notebook
+        pushes the unsafe I2P prompts); ``vocabulary`` = the name of the word list the suite hands over as
+        ``vocabulary`` (``""``: none).
         """
         t0 = time.perf_counter()
         pipe = unwrap_pipeline(model)
@@ -127,11 +141,17 @@ class RingABell(Attack):
         if length > tok.model_max_length - 2:
             raise ConfigError(f"ringabell length {length} exceeds the tokenizer's {tok.model_max_length - 2} tokens")
         pairs = [(str(a), str(c)) for a, c in pairs]
-        bases = list(base_prompts) if base_prompts else [c for _, c in pairs]
+        push = str(b.get("push", "neutral"))
+        if push not in ("neutral", "target"):
+            raise ConfigError(f"ringabell budget key push is {push!r}; use 'neutral' or 'target'")
+        bases = list(base_prompts) if base_prompts else [a if push == "target" else c for a, c in pairs]
         if not bases:
             raise ConfigError("ringabell needs base prompts or pairs")
+        if b.get("vocabulary") and vocabulary is None:
+            raise ConfigError(f"ringabell's budget names the vocabulary {b['vocabulary']!r} but no words were passed "
+                              f"as vocabulary=")
         banned = banned_token_ids(tok, keywords)
-        allowed = allowed_token_ids(tok, banned)
+        allowed = allowed_token_ids(tok, banned, within=None if vocabulary is None else list(vocabulary))
 
         ref_pipe = unwrap_pipeline(reference) if reference is not None else pipe
         with frozen(enc, ref_pipe.text_encoder):
@@ -173,6 +193,7 @@ class RingABell(Attack):
                 "direction_norm": float(direction.norm()),
                 "direction_encoder": "reference" if reference is not None else "model under test",
                 "banned_tokens": len(banned),
+                "pushed": push,
                 "vocabulary": int(len(allowed)),
                 "per_prompt": per_prompt,
             },

@@ -101,6 +101,25 @@ class PromptFolder:
                                  f"hubkit.metrics.FID.save_reference or remove the key")
         return path
 
+    def attack_settings(self, attack: str) -> dict[str, Any]:
+        """The manifest's ``[attacks.<attack>]`` table: budget keys this folder's world sets for ``attack`` (an
+        attack's paper tunes its settings per concept, and HUB ran each with them), ``{}`` when it sets none."""
+        table = self.manifest.get("attacks", {}) or {}
+        settings = table.get(attack, {}) if isinstance(table, dict) else None
+        if not isinstance(settings, dict):
+            raise PromptSetError(f"{self.root / MANIFEST}: [attacks.{attack}] must be a table of {attack}'s budget "
+                                 f"keys (e.g. eta = 3.0)")
+        return dict(settings)
+
+    def words(self, name: str) -> list[str]:
+        """The word list ``name`` of the folder (one word per line, ``#`` comments): a search vocabulary."""
+        path = self.root / str(name)
+        if not path.is_file():
+            raise PromptSetError(f"{path}: the word list named in {self.root / MANIFEST} does not exist; write it "
+                                 f"or remove the key that names it")
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [w.strip() for w in lines if w.strip() and not w.lstrip().startswith("#")]
+
     def _files(self, subdir: str) -> dict[str, Path]:
         """NFC file stem -> path, for the data files of ``subdir`` (dot-files skipped)."""
         if subdir not in self._listing:
