@@ -51,7 +51,7 @@ def add_parser(subparsers) -> None:
     check.add_argument("--base", type=Path, default=None,
                        help="a candidate base model folder: measures its bars (base, description, attack power)")
     check.set_defaults(func=_micro_check)
-    from hubkit_micro.leaderboard import CONCEPTS, DEFAULT_OUT, DEFAULT_WORK, METHODS
+    from hubkit_micro.leaderboard import CONCEPTS, DEFAULT_OUT, DEFAULT_RUNS, DEFAULT_WORK, METHODS
 
     board = micro.add_parser("leaderboard", help="HUB's Table 3 and Table 5 for every method of the roster on the "
                                                  "micro world (docs/micro-leaderboard.md)")
@@ -61,8 +61,9 @@ def add_parser(subparsers) -> None:
     board.add_argument("--seed", type=int, default=0)
     board.add_argument("--select", default=None, help="a pytest -k expression passed to every run")
     board.add_argument("--work", type=Path, default=DEFAULT_WORK, help="built checkpoints (reused)")
-    board.add_argument("--runs", type=Path, default=None,
-                       help="finished evaluations, reused by key wherever this folder travels (default WORK/runs)")
+    board.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
+                       help=f"finished evaluations, reused by key wherever this folder travels (default {DEFAULT_RUNS}, "
+                            f"committed with the table)")
     board.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the Markdown file to write")
     board.add_argument("--fast", action="store_true", help="token training steps (a smoke test, not a leaderboard)")
     board.set_defaults(func=_micro_leaderboard)

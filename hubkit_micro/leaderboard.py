@@ -33,6 +33,9 @@ BASELINE = "original"
 SUITES = paths.ROOT.parent / "suites"
 DEFAULT_WORK = Path(".hubkit-cache") / "micro-leaderboard"
 DEFAULT_OUT = Path("docs") / "micro-leaderboard.md"
+#: the finished evaluations behind ``DEFAULT_OUT``, committed with it: forty ``ci`` evaluations take longer than one
+#: sitting on two cores, so each session adds a few and the next reuses them by key
+DEFAULT_RUNS = Path("docs") / "micro-leaderboard-runs"
 
 
 def _slug(concept: str) -> str:
@@ -160,7 +163,8 @@ def evaluate(model: Path, concept: str, results: Path, *, budget: str, seed: int
 def leaderboard(*, methods=METHODS, concepts=CONCEPTS, budget: str = "ci", seed: int = 0, work: Path = DEFAULT_WORK,
                 runs: Path | None = None, out: Path = DEFAULT_OUT, fast: bool = False, select: str | None = None,
                 log=print):
-    """Evaluate every (method, concept) and the base where ``runs`` (default ``work/runs``) holds no finished run
+    """Evaluate every (method, concept) and the base where ``runs`` (default ``work/runs``; the command's default is
+    :data:`DEFAULT_RUNS`) holds no finished run
     with the same key, building a checkpoint only for a run that is missing, and write Table 3 + Table 5 to ``out``
     (Markdown); returns the ``hubkit.compare.Board``. Each run's training cost is kept beside it in ``runs``."""
     from hubkit.atomic import write_text
@@ -234,5 +238,5 @@ def _document(board, table: str, methods, concepts, budget, seed, select, costs,
     return "\n".join(lines)
 
 
-__all__ = ["BASELINE", "CONCEPTS", "METHODS", "checkpoint", "checkpoint_key", "config_digest", "evaluate", "leaderboard",
+__all__ = ["BASELINE", "CONCEPTS", "DEFAULT_RUNS", "METHODS", "checkpoint", "checkpoint_key", "config_digest", "evaluate", "leaderboard",
            "run_key"]
