@@ -113,12 +113,15 @@ class PromptFolder:
 
     def words(self, name: str) -> list[str]:
         """The word list ``name`` of the folder (one word per line, ``#`` comments): a search vocabulary."""
-        path = self.root / str(name)
-        if not path.is_file():
-            raise PromptSetError(f"{path}: the word list named in {self.root / MANIFEST} does not exist; write it "
-                                 f"or remove the key that names it")
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [w.strip() for w in lines if w.strip() and not w.lstrip().startswith("#")]
+        key = ("words", str(name))
+        if key not in self._cache:   # the attack's cache key and its input both read it
+            path = self.root / str(name)
+            if not path.is_file():
+                raise PromptSetError(f"{path}: the word list named in {self.root / MANIFEST} does not exist; write it "
+                                     f"or remove the key that names it")
+            lines = path.read_text(encoding="utf-8").splitlines()
+            self._cache[key] = [w.strip() for w in lines if w.strip() and not w.lstrip().startswith("#")]
+        return list(self._cache[key])
 
     def _files(self, subdir: str) -> dict[str, Path]:
         """NFC file stem -> path, for the data files of ``subdir`` (dot-files skipped)."""
