@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+import random
 from pathlib import Path
 
 import pytest
@@ -62,7 +62,7 @@ def test_empty_folder_and_unknown_files_list_every_format(base, tmp_path):
     msg = fails(tmp_path / "empty", "unknown checkpoint format", base=base)
     assert "empty folder" in msg
     assert all(name in msg for name in format_names())
-    (tmp_path / "weights.xyz").write_bytes(os.urandom(4096))
+    (tmp_path / "weights.xyz").write_bytes(random.Random(1).randbytes(4096))
     msg = fails(tmp_path / "weights.xyz", "unknown checkpoint format", base=base)
     assert ".xyz suffix" in msg
 
@@ -97,10 +97,13 @@ def test_a_folder_holding_one_checkpoint_file_names_the_file_to_pass(base, unet_
 
 
 def test_random_and_truncated_files(base, unet_sd, tmp_path):
-    (tmp_path / "r.safetensors").write_bytes(os.urandom(4096))
+    noise = random.Random(0).randbytes(4096)  # seeded: os.urandom began with a pickle's PROTO byte once in CI
+    (tmp_path / "r.safetensors").write_bytes(noise)
     fails(tmp_path / "r.safetensors", "not a readable safetensors file", base=base)
-    (tmp_path / "r.pt").write_bytes(os.urandom(4096))
+    (tmp_path / "r.pt").write_bytes(noise)
     fails(tmp_path / "r.pt", "not a PyTorch checkpoint", base=base)
+    (tmp_path / "p.pt").write_bytes(b"\x80\xb6" + noise)  # PROTO 182: the bytes CI drew, no pickle protocol
+    fails(tmp_path / "p.pt", "not a PyTorch checkpoint", base=base)
 
     save_file(unet_sd, str(tmp_path / "u.safetensors"))
     data = (tmp_path / "u.safetensors").read_bytes()

@@ -128,7 +128,9 @@ def _pickle_signature_ok(path: Path) -> bool:
                 return any(name.endswith("data.pkl") for name in z.namelist())
         except (zipfile.BadZipFile, OSError):
             return True  # a torch zip whose directory is damaged: let torch.load report it as corrupt
-    return head[:1] == b"\x80"  # pickle protocol >= 2 (torch's legacy format)
+    # PROTO opcode and a protocol pickle knows (2-5): torch's legacy format writes protocol 2; one byte alone
+    # let 1 in 256 random files through as pickles
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def load_pickle(path: Path, *, trust_checkpoint: bool = False) -> Any:
