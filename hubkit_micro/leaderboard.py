@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -146,7 +147,8 @@ def evaluate(model: Path, concept: str, results: Path, *, budget: str, seed: int
         raise FileNotFoundError(f"{SUITES}: the suites folder is missing; fix: run hubkit micro leaderboard from a "
                                 f"checkout of the repository (the suites are not installed with the package)")
     cmd = [sys.executable, "-m", "pytest", str(SUITES), "--model", str(model), "--concept", concept, "--budget", budget,
-           "--seed", str(seed), "--results", str(results.resolve()), "-q", "-p", "no:cacheprovider", "--no-header"]
+           "--seed", str(seed), "--results", str(results.resolve()), "-q", "-p", "no:cacheprovider", "--no-header",
+           "--durations=8"]
     if select:
         cmd += ["-k", select]
     log(f"[hubkit micro leaderboard] {' '.join(cmd[3:])}")
@@ -156,8 +158,19 @@ def evaluate(model: Path, concept: str, results: Path, *, budget: str, seed: int
         raise RuntimeError(f"evaluating {model} on {concept} failed (pytest exit {done.returncode}); its output ends:\n"
                            + done.stdout[-3000:])
     log(f"[hubkit micro leaderboard]   {time.perf_counter() - start:.0f} s, pytest exit {done.returncode}")
+    for line in _slowest(done.stdout):  # where an evaluation's time goes, without keeping its whole output
+        log(f"[hubkit micro leaderboard]     {line}")
     results.with_suffix(".key").write_text(key)
     return results
+
+
+def _slowest(output: str) -> list[str]:
+    """The lines of pytest's ``--durations`` table."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if "slowest" in line and "durations" in line), None)
+    if start is None:
+        return []
+    return [line.strip() for line in lines[start + 1:] if re.match(r"\s*\d+\.\d+s ", line)]
 
 
 def leaderboard(*, methods=METHODS, concepts=CONCEPTS, budget: str = "ci", seed: int = 0, work: Path = DEFAULT_WORK,

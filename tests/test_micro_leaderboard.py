@@ -28,6 +28,7 @@ def test_leaderboard_runs_the_users_command_per_checkpoint_and_reuses_it(tmp_pat
         assert "--results" in doc["run"]["command"] and "--concept Pointelli" in doc["run"]["command"]
     assert (users_results.stat().st_mtime_ns if users_results.is_file() else None) == before
     assert sum("building" in line for line in said) == 2 and sum("--model" in line for line in said) == 3
+    assert any(" call " in line and "suites/test_faithfulness.py::" in line for line in said)  # where the time went
 
     said.clear()   # a re-run builds nothing and runs nothing: the checkpoints and results are keyed and reused
     again = leaderboard.leaderboard(methods=("uce", "sld"), concepts=("Pointelli",), budget="smoke", fast=True,
