@@ -216,9 +216,25 @@ def leaderboard(*, methods=METHODS, concepts=CONCEPTS, budget: str = "ci", seed:
     return board
 
 
+def _command(methods, concepts, budget: str, select: str | None) -> str:
+    """The command that regenerates this table: a partial one names its methods and concepts."""
+    words = ["hubkit micro leaderboard"]
+    if budget != "ci":
+        words.append(f"--budget {budget}")
+    if select:
+        words.append(f"--select {select!r}")
+    if set(methods) != set(METHODS) or set(concepts) != set(CONCEPTS):
+        words += [f"--method {m}" for m in methods] + [f"--concept {c!r}" if " " in c else f"--concept {c}"
+                                                        for c in concepts]
+    return " ".join(words)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _document(board, table: str, methods, concepts, budget, seed, select, costs, minutes) -> str:
-    command = "hubkit micro leaderboard" + (f" --budget {budget}" if budget != "ci" else "") + (
-        f" --select {select!r}" if select else "")
+    command = _command(methods, concepts, budget, select)
     ranked = sorted((r for r in board.rows if not r.baseline and r.average_rank is not None), key=lambda r: r.average_rank)
     lines = [
         "# The micro world's HUB table",
@@ -229,10 +245,14 @@ def _document(board, table: str, methods, concepts, budget, seed, select, costs,
         f"--budget {budget} --seed {seed}`; the tables are `hubkit compare` of those results files, with the base "
         f"model as the unranked `{BASELINE}` row. Cells show the value and its 95% interval.",
         "",
-        f"{len(methods)} methods x {len(concepts)} concepts; last regenerated {time.strftime('%Y-%m-%d')} in "
-        f"{minutes:.1f} min (cached checkpoints and images are reused).",
+        f"{_count(len(methods), 'method')} x {_count(len(concepts), 'concept')}; last regenerated "
+        f"{time.strftime('%Y-%m-%d')} in {minutes:.1f} min (cached checkpoints and images are reused).",
         "",
     ]
+    missing = [m for m in METHODS if m not in methods] + [c for c in CONCEPTS if c not in concepts]
+    if missing:  # a table built a few rows per session says what it does not cover yet
+        lines += [f"Not in this table yet: {', '.join(missing)} (the roster is {len(METHODS)} methods x "
+                  f"{len(CONCEPTS)} concepts).", ""]
     if ranked:
         lines += ["Average rank (Table 5, lower is better): " + ", ".join(
             f"{r.name} {r.average_rank:.1f}" for r in ranked) + ".", ""]
