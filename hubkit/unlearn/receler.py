@@ -94,6 +94,7 @@ def receler(
     adv_every: int = 1,
     adv_weight: float = 1.0,
     templates: Sequence[str] = ("{}",),
+    direction: str = "keyword",
     batch_size: int = 1,
     sample_steps: int | None = None,
     sample_guidance: float = 3.0,
@@ -107,8 +108,11 @@ def receler(
     """Train Receler erasers for ``concept`` on ``base``; write the eraser file; return its path.
 
     ``adv_tokens=0`` (or ``adv_steps=0``) turns adversarial prompt learning off, ``reg_weight=0`` the
-    regularisation.  HUB's settings: 500 steps, lr 3e-4, rank 128.  Deterministic for a seed, device and torch
-    thread count.
+    regularisation.  HUB's settings: 500 steps, lr 3e-4, rank 128.  ``direction``: for a training prompt that puts
+    the keyword in context, erase the keyword's own direction (``"keyword"``, ESD's ``erase_from``) or its
+    contribution inside the prompt (``"context"``, against the prompt with the keyword removed; ESD's option of the
+    same name, :mod:`hubkit.unlearn.esd`, not in either paper).  Deterministic for a seed, device and torch thread
+    count.
     """
     from tqdm.auto import tqdm
 
@@ -118,8 +122,12 @@ def receler(
         RecordingProcessor, attn2_modules, attn2_processors, concept_maps, threshold_masks, token_positions,
     )
 
+    from hubkit.attacks.ringabell import strip_concept
+
     if xt not in ("sample", "noise"):
         raise ValueError(f"xt must be 'sample' or 'noise', not {xt!r}")
+    if direction not in ("keyword", "context"):
+        raise ValueError(f"direction must be 'keyword' or 'context', not {direction!r}")
     spec = resolve_concept(concept, name=name)
     b = load_base(base, device=device)
     pipe = b.pipe
@@ -153,6 +161,8 @@ def receler(
             emb_c = encode_ids(te, plain_ids(tok, prompts))
             emb_kw = encode_ids(te, plain_ids(tok, keywords))
             emb_0 = encode_ids(te, plain_ids(tok, [""]))
+            emb_rest = (encode_ids(te, plain_ids(tok, [strip_concept(p, [k]) for p, k in zip(prompts, keywords)]))
+                        if direction == "context" else None)
         adv_ids = [soft_prompt_ids(tok, p, adv_tokens, "suffix") for p in prompts] if adversarial else []
         adv = [random_token_embeddings(te, adv_tokens, gen) for _ in prompts] if adversarial else []
         adv_opt = [torch.optim.Adam([a.requires_grad_(True)], lr=adv_lr) for a in adv]
@@ -196,7 +206,10 @@ def receler(
                         e_c = original(x, t, encoder_hidden_states=cond).sample
                     masks = threshold_masks(concept_maps(base_store, positions[i]), mask_threshold)
                     base_store.clear()
-                    if prompts[i] != keywords[i]:
+                    if prompts[i] != keywords[i] and direction == "context":  # the keyword's part in this prompt
+                        rest = emb_rest[i:i + 1].expand(batch_size, -1, -1)
+                        target = e_c - (eta + 1.0) * (e_c - original(x, t, encoder_hidden_states=rest).sample)
+                    elif prompts[i] != keywords[i]:
                         e_k = original(x, t, encoder_hidden_states=emb_kw[i:i + 1].expand(batch_size, -1, -1)).sample
                         target = e_c - (eta + 1.0) * (e_k - e_0)
                     else:
@@ -251,7 +264,8 @@ def receler(
     meta = base_metadata(
         "receler", spec, b, rank=rank, steps=steps, lr=lr, eta=eta, reg_weight=reg_weight,
         mask_threshold=mask_threshold, adv_tokens=adv_tokens if adversarial else 0, adv_steps=adv_steps,
-        adv_lr=adv_lr, adv_every=adv_every, adv_weight=adv_weight, prompts=prompts, batch_size=batch_size,
+        adv_lr=adv_lr, adv_every=adv_every, adv_weight=adv_weight, prompts=prompts, direction=direction,
+        batch_size=batch_size,
         sample_steps=sample_steps, sample_guidance=sample_guidance, xt=xt, seed=seed, final_loss=tail(losses),
         final_reg_loss=tail(reg_losses), final_adv_loss=tail(adv_losses), adapters=len(state),
         train_seconds=round(m.seconds, 3), train_peak_mem_mb=round(m.peak_mem_mb, 1),
@@ -298,6 +312,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--adv-weight", type=float, default=None)
     parser.add_argument("--template", action="append", default=None,
                         help="training prompt template with {} (repeatable)")
+    parser.add_argument("--direction", choices=("keyword", "context"), default=None,
+                        help="in-context prompts: erase the keyword's direction alone (default) or its contribution "
+                             "inside the prompt")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--sample-steps", type=int, default=None)
     parser.add_argument("--sample-guidance", type=float, default=None)
@@ -309,7 +326,7 @@ _CLI_OPTIONS = {"rank": "rank", "steps": "steps", "lr": "lr", "eta": "eta", "reg
                 "mask_threshold": "mask_threshold", "adv_tokens": "adv_tokens", "adv_steps": "adv_steps",
                 "adv_lr": "adv_lr", "adv_every": "adv_every", "adv_weight": "adv_weight", "template": "templates",
                 "batch_size": "batch_size", "sample_steps": "sample_steps", "sample_guidance": "sample_guidance",
-                "xt": "xt"}
+                "xt": "xt", "direction": "direction"}
 
 
 def run(args) -> int:
