@@ -49,6 +49,11 @@ ESD_STYLE_TEMPLATES = ("{}", "a painting in the style of {}", "a painting by {} 
                        "a house on the left, in the style of {}", "a car, {} style")
 #: methods whose micro options are the concept's prompt templates (and, for AC and MACE, the category's anchor)
 _TEMPLATED = ("ac", "sa", "salun", "mace", "receler", "advunlearn")
+#: methods with ESD's target, which erase a style in the captions' phrasings as ESD does. On the v4o base, with the
+#: two default templates and the keyword's own direction, Receler left Pointelli in 0.875 of its target images and
+#: AdvUnlearn in 0.484; with these options in 0.000 and 0.000, neighbours kept 1.00 (64 images, seed 0;
+#: ``docs/base-experiments.md``, thirteenth session)
+_CONTEXT_ERASERS = ("receler", "advunlearn")
 
 
 def micro_options(method: str, concept) -> dict:
@@ -72,10 +77,12 @@ def micro_options(method: str, concept) -> dict:
         return out
     if method in _TEMPLATED:
         out = {"templates": templates}
+        if method in _CONTEXT_ERASERS and style:  # as ESD: the bare name barely draws a style on the v4o base
+            out.update(templates=ESD_STYLE_TEMPLATES, direction="context")
         if method == "mace" and style:
             out["anchor"] = "a painting"
         if method == "advunlearn":
-            out["retain_templates"] = templates
+            out["retain_templates"] = out["templates"]
         return out
     return {}
 

@@ -205,18 +205,23 @@ def test_receler_without_adversary_or_regulariser(base_dir, tmp_path):
     assert meta["adv_tokens"] == 0 and meta["xt"] == "noise"
 
 
-def test_receler_context_direction_changes_only_in_context_targets(base_dir, tmp_path):
-    """As ESD's option: on the bare keyword the two directions train the same erasers; in context they differ."""
+@pytest.mark.parametrize("method", ["receler", "advunlearn"])
+def test_context_direction_changes_only_in_context_targets(method, base_dir, tmp_path):
+    """ESD's option in the two methods that share its target: on the bare keyword the two directions train the
+    same weights; in context they differ."""
+    fn, fast = (receler, {**FAST_RECELER, "adv_tokens": 0}) if method == "receler" else (advunlearn, FAST_ADV)
+
     def run(tag, direction, templates):
-        path = receler(base_dir, "Zorbo", tmp_path / tag, seed=1, direction=direction, templates=templates,
-                       **{**FAST_RECELER, "adv_tokens": 0})
-        return path.read_bytes(), json.loads((path.parent / "hubkit.json").read_text())
+        path = fn(base_dir, "Zorbo", tmp_path / tag, seed=1, direction=direction, templates=templates, **fast)
+        folder = path if path.is_dir() else path.parent
+        weights = b"".join(f.read_bytes() for f in sorted(folder.iterdir()) if f.name != "hubkit.json")
+        return weights, json.loads((folder / "hubkit.json").read_text())
 
     (bare_kw, _), (bare_ctx, meta) = run("bare-kw", "keyword", ("{}",)), run("bare-ctx", "context", ("{}",))
     assert meta["direction"] == "context" and bare_kw == bare_ctx
     assert run("ctx-kw", "keyword", ("a photo of {}",))[0] != run("ctx-ctx", "context", ("a photo of {}",))[0]
     with pytest.raises(ValueError, match="direction must be"):
-        receler(base_dir, "Zorbo", tmp_path / "bad", direction="prompt", **FAST_RECELER)
+        fn(base_dir, "Zorbo", tmp_path / "bad", direction="prompt", **fast)
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ def test_worlds_answer_concepts_and_presets(tmp_path):
     assert paths.WORLD.unlearning_presets("esd", "Pointelli")["templates"] == ESD_STYLE_TEMPLATES
     assert paths.WORLD.unlearning_presets("esd", "Pointelli")["direction"] == "context"
     assert "direction" not in paths.WORLD.unlearning_presets("esd", "Zorbo")
+    for method in ("receler", "advunlearn"):  # ESD's target, so ESD's way of erasing a style
+        assert paths.WORLD.unlearning_presets(method, "Pointelli")["direction"] == "context"
+        assert "direction" not in paths.WORLD.unlearning_presets(method, "Zorbo")
 
 
 def test_a_third_party_world_registers_and_is_checked(tmp_path):

@@ -147,6 +147,7 @@ def advunlearn(
     retain_weight: float = 0.3,
     retain_batch: int = 4,
     templates: Sequence[str] = ("{}",),
+    direction: str = "keyword",
     batch_size: int = 1,
     sample_steps: int | None = None,
     sample_guidance: float = 3.0,
@@ -161,14 +162,19 @@ def advunlearn(
 
     ``retain``: ordinary concepts/prompts whose text embeddings are preserved (``None``: the concept's world
     neighbours filled into ``retain_templates``, plus a few generic object prompts; ``[]``: no retain loss).
+    ``direction``: for an in-context training prompt, the ESD target removes the keyword's own direction
+    (``"keyword"``) or its contribution inside the prompt (``"context"``; ESD's option, :mod:`hubkit.unlearn.esd`).
     Deterministic for a given seed, device and torch thread count.
     """
     from tqdm.auto import tqdm
 
+    from hubkit.attacks.ringabell import strip_concept
     from hubkit.unlearn.esd import _ddim_scheduler, _keyword_in, _sample_until
 
     if xt not in ("sample", "noise"):
         raise ValueError(f"xt must be 'sample' or 'noise', not {xt!r}")
+    if direction not in ("keyword", "context"):
+        raise ValueError(f"direction must be 'keyword' or 'context', not {direction!r}")
     if attack_mode not in ATTACK_MODES:
         raise ValueError(f"attack_mode must be one of {ATTACK_MODES}, not {attack_mode!r}")
     spec = resolve_concept(concept, name=name)
@@ -209,6 +215,8 @@ def advunlearn(
             emb_c = encode_ids(original, ids_c)
             emb_kw = encode_ids(original, ids_kw)
             emb_0 = encode_ids(original, plain_ids(tok, [""]))
+            emb_rest = (encode_ids(original, plain_ids(tok, [strip_concept(p, [k]) for p, k in zip(prompts, keywords)]))
+                        if direction == "context" else None)
             emb_r = encode_ids(original, ids_r) if ids_r is not None else None
         adv_ids = [soft_prompt_ids(tok, p, attack_tokens, attack_mode) for p in prompts]
         adv = [random_token_embeddings(original, attack_tokens, gen) for _ in prompts]   # warm-started per prompt
@@ -242,7 +250,10 @@ def advunlearn(
                     t = t.to(device)
                 e_0 = unet(x, t, encoder_hidden_states=uncond).sample
                 e_c = unet(x, t, encoder_hidden_states=emb_c[i:i + 1].expand(batch_size, -1, -1)).sample
-                if prompts[i] != keywords[i]:
+                if prompts[i] != keywords[i] and direction == "context":  # the keyword's part in this prompt
+                    rest = emb_rest[i:i + 1].expand(batch_size, -1, -1)
+                    target = e_c - (eta + 1.0) * (e_c - unet(x, t, encoder_hidden_states=rest).sample)
+                elif prompts[i] != keywords[i]:
                     e_k = unet(x, t, encoder_hidden_states=emb_kw[i:i + 1].expand(batch_size, -1, -1)).sample
                     target = e_c - (eta + 1.0) * (e_k - e_0)
                 else:
@@ -283,7 +294,8 @@ def advunlearn(
     meta = base_metadata(
         "advunlearn", spec, b, steps=steps, lr=lr, eta=eta, train=train, attack_tokens=attack_tokens,
         attack_steps=attack_steps, attack_lr=attack_lr, attack_mode=attack_mode, retain=retain_texts,
-        retain_weight=retain_weight if retain_texts else 0.0, prompts=prompts, batch_size=batch_size,
+        retain_weight=retain_weight if retain_texts else 0.0, prompts=prompts, direction=direction,
+        batch_size=batch_size,
         sample_steps=sample_steps, sample_guidance=sample_guidance, xt=xt, seed=seed,
         final_loss=round(sum(tail) / len(tail), 6), final_attack_loss=round(sum(a_tail) / len(a_tail), 6),
         train_seconds=round(m.seconds, 3), train_peak_mem_mb=round(m.peak_mem_mb, 1),
@@ -324,6 +336,9 @@ def add_arguments(parser) -> None:
                         help="weight of the utility-retaining loss (paper: 0.3)")
     parser.add_argument("--template", action="append", default=None,
                         help="training prompt template with {} (repeatable)")
+    parser.add_argument("--direction", choices=("keyword", "context"), default=None,
+                        help="in-context prompts: erase the keyword's direction alone (default) or its contribution "
+                             "inside the prompt")
     parser.add_argument("--sample-steps", type=int, default=None)
     parser.add_argument("--sample-guidance", type=float, default=None)
     parser.add_argument("--xt", choices=("sample", "noise"), default=None)
@@ -333,7 +348,8 @@ def add_arguments(parser) -> None:
 _CLI_OPTIONS = {"steps": "steps", "lr": "lr", "eta": "eta", "train": "train", "attack_tokens": "attack_tokens",
                 "attack_steps": "attack_steps", "attack_lr": "attack_lr", "attack_mode": "attack_mode",
                 "retain": "retain", "retain_weight": "retain_weight", "template": "templates",
-                "sample_steps": "sample_steps", "sample_guidance": "sample_guidance", "xt": "xt"}
+                "sample_steps": "sample_steps", "sample_guidance": "sample_guidance", "xt": "xt",
+                "direction": "direction"}
 
 
 def run(args) -> int:
