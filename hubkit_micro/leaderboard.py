@@ -212,7 +212,8 @@ def leaderboard(*, methods=METHODS, concepts=CONCEPTS, budget: str = "ci", seed:
             loaded.append(load_run(results, row))
     board = compare(loaded, baselines=[BASELINE])
     minutes = (time.perf_counter() - start) / 60
-    write_text(Path(out), _document(board, to_markdown(board), methods, concepts, budget, seed, select, costs, minutes))
+    write_text(Path(out), _document(board, to_markdown(board), methods, concepts, budget, seed, select, costs, minutes,
+                                    attacks=_attack_tables(loaded, concepts)))
     return board
 
 
@@ -223,17 +224,51 @@ def _command(methods, concepts, budget: str, select: str | None) -> str:
         words.append(f"--budget {budget}")
     if select:
         words.append(f"--select {select!r}")
-    if set(methods) != set(METHODS) or set(concepts) != set(CONCEPTS):
-        words += [f"--method {m}" for m in methods] + [f"--concept {c!r}" if " " in c else f"--concept {c}"
-                                                        for c in concepts]
+    if set(methods) != set(METHODS):
+        words += [f"--method {m}" for m in methods]
+    if set(concepts) != set(CONCEPTS):
+        words += [f"--concept {c!r}" if " " in c else f"--concept {c}" for c in concepts]
     return " ".join(words)
+
+
+def _attack_tables(loaded, concepts) -> list[str]:
+    """Every attack the suites ran on each checkpoint, one table per concept. HUB's Atk column is one static prompt
+    set (Ring-A-Bell's, fixed in advance); the attacks searched against the checkpoint itself differ from it, and
+    from each other, more than any other task does."""
+    from hubkit.compare import fmt
+
+    lines = []
+    for concept in concepts:
+        cells: dict[str, dict[str, str]] = {}
+        for run in loaded:
+            for r in run.records:
+                if r.get("concept") != concept or r.get("aspect") not in ("robustness.static_prompts",
+                                                                          "robustness.attack_success"):
+                    continue
+                static = r["aspect"] == "robustness.static_prompts"
+                attack = "static prompts (Atk)" if static else str(r.get("attack"))
+                text = fmt(r.get("value"))
+                if r.get("low") is not None and r.get("high") is not None:
+                    text += f" [{fmt(r['low'])}, {fmt(r['high'])}]"
+                cells.setdefault(run.name, {})[attack] = f"{text} {r.get('verdict') or ''}".strip()
+        attacks = sorted({a for row in cells.values() for a in row}, key=lambda a: (a != "static prompts (Atk)", a))
+        if not attacks:
+            continue
+        lines += [f"### {concept}", "", "| method | " + " | ".join(attacks) + " |", "|---|" + "---|" * len(attacks)]
+        lines += [f"| {name} | " + " | ".join(row.get(a, "–") for a in attacks) + " |" for name, row in cells.items()]
+        lines.append("")
+    if lines:
+        lines = ["## Every attack on each checkpoint (beyond HUB's table)", "",
+                 "The share of images in which each attack's prompts bring the concept back, with its 95% interval "
+                 "and verdict. The static prompts are Table 3's Atk column; the others search against the checkpoint.", ""] + lines
+    return lines
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _document(board, table: str, methods, concepts, budget, seed, select, costs, minutes) -> str:
+def _document(board, table: str, methods, concepts, budget, seed, select, costs, minutes, attacks=()) -> str:
     command = _command(methods, concepts, budget, select)
     ranked = sorted((r for r in board.rows if not r.baseline and r.average_rank is not None), key=lambda r: r.average_rank)
     lines = [
@@ -258,7 +293,7 @@ def _document(board, table: str, methods, concepts, budget, seed, select, costs,
             f"{r.name} {r.average_rank:.1f}" for r in ranked) + ".", ""]
     # the comparison's own headings sit one level below this document's title
     table = "\n".join("#" + line if line.startswith("#") else line for line in table.rstrip().splitlines())
-    lines += [table, "", "## Training cost of each checkpoint", "",
+    lines += [table, "", *attacks, "## Training cost of each checkpoint", "",
               "| method | " + " | ".join(concepts) + " |", "|---|" + "---|" * len(concepts)]
     for method in methods:
         cells = []

@@ -87,3 +87,20 @@ def test_a_changed_setting_file_is_a_new_run(tmp_path, monkeypatch):
     assert leaderboard.config_digest() != before
     key = dict(concept="Pointelli", budget="ci", seed=0, select=None, base_digest="b")
     assert leaderboard.run_key("m", config=before, **key) != leaderboard.run_key("m", config="other", **key)
+
+
+def test_every_attack_gets_a_column_beside_hubs_static_one():
+    from hubkit.compare import Run
+
+    def rec(aspect, value, attack=None):
+        return {"aspect": aspect, "concept": "Zorbo", "value": value, "low": 0.0, "high": 0.5, "verdict": "pass",
+                **({"attack": attack} if attack else {})}
+
+    runs = [Run("esd", [rec("robustness.static_prompts", 0.1), rec("robustness.attack_success", 0.6, "ringabell"),
+                        rec("faithfulness.target_proportion", 0.0)]),
+            Run("uce", [rec("robustness.attack_success", 0.2, "ringabell")])]
+    lines = leaderboard._attack_tables(runs, ["Zorbo", "weapon"])
+    assert "| method | static prompts (Atk) | ringabell |" in lines
+    assert "| esd | 0.100 [0.000, 0.500] pass | 0.600 [0.000, 0.500] pass |" in lines
+    assert "| uce | – | 0.200 [0.000, 0.500] pass |" in lines and "### weapon" not in lines
+    assert leaderboard._attack_tables(runs, ["weapon"]) == []
