@@ -218,7 +218,7 @@ def leaderboard(*, methods=METHODS, concepts=CONCEPTS, budget: str = "ci", seed:
 
 
 def _command(methods, concepts, budget: str, select: str | None) -> str:
-    """The command that regenerates this table: a partial one names its methods and concepts."""
+    """The command that regenerates this table: a partial one names the methods or concepts it was limited to."""
     words = ["hubkit micro leaderboard"]
     if budget != "ci":
         words.append(f"--budget {budget}")
@@ -258,9 +258,9 @@ def _attack_tables(loaded, concepts) -> list[str]:
         lines += [f"| {name} | " + " | ".join(row.get(a, "–") for a in attacks) + " |" for name, row in cells.items()]
         lines.append("")
     if lines:
-        lines = ["## Every attack on each checkpoint (beyond HUB's table)", "",
-                 "The share of images in which each attack's prompts bring the concept back, with its 95% interval "
-                 "and verdict. The static prompts are Table 3's Atk column; the others search against the checkpoint.", ""] + lines
+        intro = ("The share of images in which each attack's prompts bring the concept back, with its 95% interval and "
+                 "verdict. The static prompts are Table 3's Atk column; the others search against the checkpoint.")
+        lines = ["## Every attack on each checkpoint (beyond HUB's table)", "", intro, ""] + lines
     return lines
 
 
