@@ -235,7 +235,7 @@ def _attack_tables(loaded, concepts) -> list[str]:
     """Every attack the suites ran on each checkpoint, one table per concept. HUB's Atk column is one static prompt
     set (Ring-A-Bell's, fixed in advance); the attacks searched against the checkpoint itself differ from it, and
     from each other, more than any other task does."""
-    from hubkit.compare import fmt
+    from hubkit.compare import Cell, _cell_text
 
     lines = []
     for concept in concepts:
@@ -247,10 +247,9 @@ def _attack_tables(loaded, concepts) -> list[str]:
                     continue
                 static = r["aspect"] == "robustness.static_prompts"
                 attack = "static prompts (Atk)" if static else str(r.get("attack"))
-                text = fmt(r.get("value"))
-                if r.get("low") is not None and r.get("high") is not None:
-                    text += f" [{fmt(r['low'])}, {fmt(r['high'])}]"
-                cells.setdefault(run.name, {})[attack] = f"{text} {r.get('verdict') or ''}".strip()
+                cell = Cell(value=r.get("value"), low=r.get("low"), high=r.get("high"),
+                            verdicts={r["verdict"]: 1} if r.get("verdict") else {}, records=1)
+                cells.setdefault(run.name, {})[attack] = _cell_text(cell)  # as the comparison writes its cells
         attacks = sorted({a for row in cells.values() for a in row}, key=lambda a: (a != "static prompts (Atk)", a))
         if not attacks:
             continue
