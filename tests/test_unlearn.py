@@ -15,7 +15,7 @@ import torch
 from hubkit.unlearn import UNLEARNING
 from hubkit.errors import CheckpointError
 from hubkit.unlearn.common import UNET_FILE, read_checkpoint_metadata, resolve_concept
-from hubkit.unlearn.esd import esd, trainable_names
+from hubkit.unlearn.esd import esd, esd_target, trainable_names
 from hubkit.unlearn.sld import sld
 from hubkit.unlearn.uce import _embed, uce
 from hubkit.models.sld import SLD_MEDIUM, SLDPipeline, load_sld
@@ -123,6 +123,31 @@ def test_esd_context_direction_changes_only_in_context_targets(base_pipe, tmp_pa
     assert not all(torch.equal(ctx_kw[k], ctx_ctx[k]) for k in ctx_kw)
     with pytest.raises(ValueError, match="direction must be"):
         esd(base_pipe, "Zorbo", tmp_path / "bad", direction="prompt", **FAST_ESD)
+
+
+@pytest.mark.parametrize("in_context, direction, asked, expected", [
+    (False, "keyword", ["uncond"], lambda ec, e0, ek, er, eta: e0 - eta * (ec - e0)),
+    (False, "context", ["uncond"], lambda ec, e0, ek, er, eta: e0 - eta * (ec - e0)),
+    (True, "keyword", ["uncond", "keyword"], lambda ec, e0, ek, er, eta: ec - (eta + 1) * (ek - e0)),
+    (True, "context", ["rest"], lambda ec, e0, ek, er, eta: ec - (eta + 1) * (ec - er)),
+])
+def test_esd_target_formulas_and_the_terms_each_branch_runs(in_context, direction, asked, expected):
+    """The one target ESD, Receler and AdvUnlearn share: each branch's formula, and the frozen model run only for
+    the terms that formula needs (the context branch never runs the empty prompt)."""
+    conds = {name: torch.tensor([float(i)]) for i, name in enumerate(("uncond", "keyword", "rest"))}
+    preds = {"uncond": torch.tensor([0.5]), "keyword": torch.tensor([2.0]), "rest": torch.tensor([1.25])}
+    calls = []
+
+    def eps(cond):
+        name = next(n for n, c in conds.items() if c is cond)
+        calls.append(name)
+        return preds[name]
+
+    ec, eta = torch.tensor([3.0]), 1.5
+    got = esd_target(eps, ec, eta=eta, in_context=in_context, direction=direction, **conds)
+    env = dict(ec=ec, e0=preds["uncond"], ek=preds["keyword"], er=preds["rest"], eta=eta)
+    assert calls == asked
+    assert torch.equal(got, expected(**env))
 
 
 def test_esd_checkpoint_loads_onto_base(esd_x, base_pipe):

@@ -169,12 +169,11 @@ def advunlearn(
     from tqdm.auto import tqdm
 
     from hubkit.attacks.ringabell import strip_concept
-    from hubkit.unlearn.esd import _ddim_scheduler, _keyword_in, _sample_until
+    from hubkit.unlearn.esd import _ddim_scheduler, _keyword_in, _sample_until, check_direction, esd_target
 
     if xt not in ("sample", "noise"):
         raise ValueError(f"xt must be 'sample' or 'noise', not {xt!r}")
-    if direction not in ("keyword", "context"):
-        raise ValueError(f"direction must be 'keyword' or 'context', not {direction!r}")
+    check_direction(direction)
     if attack_mode not in ATTACK_MODES:
         raise ValueError(f"attack_mode must be one of {ATTACK_MODES}, not {attack_mode!r}")
     spec = resolve_concept(concept, name=name)
@@ -248,16 +247,11 @@ def advunlearn(
                     x = sched.add_noise(pool[i][idx.to(device)], randn((batch_size, channels, lat_h, lat_w)),
                                         t.reshape(1).to(device))
                     t = t.to(device)
-                e_0 = unet(x, t, encoder_hidden_states=uncond).sample
                 e_c = unet(x, t, encoder_hidden_states=emb_c[i:i + 1].expand(batch_size, -1, -1)).sample
-                if prompts[i] != keywords[i] and direction == "context":  # the keyword's part in this prompt
-                    rest = emb_rest[i:i + 1].expand(batch_size, -1, -1)
-                    target = e_c - (eta + 1.0) * (e_c - unet(x, t, encoder_hidden_states=rest).sample)
-                elif prompts[i] != keywords[i]:
-                    e_k = unet(x, t, encoder_hidden_states=emb_kw[i:i + 1].expand(batch_size, -1, -1)).sample
-                    target = e_c - (eta + 1.0) * (e_k - e_0)
-                else:
-                    target = e_0 - eta * (e_c - e_0)
+                target = esd_target(
+                    lambda c: unet(x, t, encoder_hidden_states=c.expand(batch_size, -1, -1)).sample, e_c,
+                    eta=eta, in_context=prompts[i] != keywords[i], direction=direction, uncond=uncond,
+                    keyword=emb_kw[i:i + 1], rest=emb_rest[i:i + 1] if emb_rest is not None else None)
             # inner maximisation: adversarial soft tokens that make the current model recover the concept
             ids_a, pos = adv_ids[i]
             te.eval()

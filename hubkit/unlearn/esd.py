@@ -105,6 +105,30 @@ def _cfg_eps(unet, x, t, cond, uncond, guidance: float) -> torch.Tensor:
     return e_u + guidance * (e_c - e_u)
 
 
+DIRECTIONS = ("keyword", "context")
+
+
+def check_direction(direction: str) -> None:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'keyword' or 'context', not {direction!r}")
+
+
+def esd_target(eps, e_c: torch.Tensor, *, eta: float, in_context: bool, direction: str,
+               uncond: torch.Tensor, keyword: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor:
+    """The negatively guided target of one training step (the formulas in this module's docstring).
+
+    ``eps(cond)`` runs the frozen model on the step's ``x_t`` and ``t``; it is called only for the terms the branch
+    needs.  ``e_c`` is its prediction on the training prompt, ``keyword`` the keyword inside it, ``rest`` the prompt
+    without the keyword (needed only for ``direction="context"``).  Receler and AdvUnlearn erase with this target too.
+    """
+    if in_context and direction == "context":   # the keyword's contribution in this prompt (no ε*(∅))
+        return e_c - (eta + 1.0) * (e_c - eps(rest))
+    e_0 = eps(uncond)
+    if in_context:                               # remove only the keyword's own direction
+        return e_c - (eta + 1.0) * (eps(keyword) - e_0)
+    return e_0 - eta * (e_c - e_0)
+
+
 @torch.no_grad()
 def _sample_until(unet, sched, x, k: int, cond, uncond, guidance: float) -> torch.Tensor:
     """Run the first ``k`` DDIM steps from ``x`` (noise at ``timesteps[0]``): the result lives at ``timesteps[k]``."""
@@ -156,8 +180,7 @@ def esd(
 
     if xt not in ("sample", "noise"):
         raise ValueError(f"xt must be 'sample' or 'noise', not {xt!r}")
-    if direction not in ("keyword", "context"):
-        raise ValueError(f"direction must be 'keyword' or 'context', not {direction!r}")
+    check_direction(direction)
     if keys not in ("changed", "all"):
         raise ValueError(f"keys must be 'changed' or 'all', not {keys!r}")
     spec = resolve_concept(concept, name=name)
@@ -238,17 +261,11 @@ def esd(
                 else:
                     x, t = noised(pool[i])
                 e_c = original(x, t, encoder_hidden_states=cond).sample
-                if in_context and direction == "context":   # the keyword's contribution in this prompt (no ε*(∅))
-                    rest = emb_rest[i:i + 1].expand(batch_size, -1, -1)
-                    target = e_c - (eta + 1.0) * (e_c - original(x, t, encoder_hidden_states=rest).sample)
-                else:
-                    e_0 = original(x, t, encoder_hidden_states=uncond).sample
-                    if in_context:  # the keyword inside a longer prompt: remove only the keyword's direction
-                        kw_cond = emb_kw[kw_index[i]:kw_index[i] + 1].expand(batch_size, -1, -1)
-                        e_k = original(x, t, encoder_hidden_states=kw_cond).sample
-                        target = e_c - (eta + 1.0) * (e_k - e_0)
-                    else:
-                        target = e_0 - eta * (e_c - e_0)
+                target = esd_target(
+                    lambda c: original(x, t, encoder_hidden_states=c.expand(batch_size, -1, -1)).sample, e_c,
+                    eta=eta, in_context=in_context, direction=direction, uncond=uncond,
+                    keyword=emb_kw[kw_index[i]:kw_index[i] + 1],
+                    rest=emb_rest[i:i + 1] if emb_rest is not None else None)
                 if keep_pool is not None:
                     j = rng.randrange(len(keep_prompts))
                     keep_cond = emb_keep[j:j + 1].expand(batch_size, -1, -1)
@@ -299,7 +316,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sample-steps", type=int, default=None, help="DDIM steps of the x_t sampler (default: base's)")
     parser.add_argument("--sample-guidance", type=float, default=None, help="CFG scale of the x_t sampler (paper: 3)")
     parser.add_argument("--xt", choices=("sample", "noise"), default=None)
-    parser.add_argument("--direction", choices=("keyword", "context"), default=None,
+    parser.add_argument("--direction", choices=DIRECTIONS, default=None,
                         help="in-context prompts: erase the keyword's direction alone (default) or its contribution "
                              "inside the prompt (against the prompt without it)")
     parser.add_argument("--template", action="append", default=None,

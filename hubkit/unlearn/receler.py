@@ -117,7 +117,7 @@ def receler(
     from tqdm.auto import tqdm
 
     from hubkit.unlearn.advunlearn import encode_ids, plain_ids, random_token_embeddings, soft_prompt_ids
-    from hubkit.unlearn.esd import _ddim_scheduler, _keyword_in, _sample_until
+    from hubkit.unlearn.esd import _ddim_scheduler, _keyword_in, _sample_until, check_direction, esd_target
     from hubkit.unlearn.mace import (
         RecordingProcessor, attn2_modules, attn2_processors, concept_maps, threshold_masks, token_positions,
     )
@@ -126,8 +126,7 @@ def receler(
 
     if xt not in ("sample", "noise"):
         raise ValueError(f"xt must be 'sample' or 'noise', not {xt!r}")
-    if direction not in ("keyword", "context"):
-        raise ValueError(f"direction must be 'keyword' or 'context', not {direction!r}")
+    check_direction(direction)
     spec = resolve_concept(concept, name=name)
     b = load_base(base, device=device)
     pipe = b.pipe
@@ -200,20 +199,15 @@ def receler(
                         x = sched.add_noise(pool[i][idx.to(device)], randn((batch_size, channels, lat_h, lat_w)),
                                             t.reshape(1).to(device))
                         t = t.to(device)
-                    e_0 = original(x, t, encoder_hidden_states=uncond).sample
                     base_store.clear()
                     with attn2_processors(orig_mods, recorders):
                         e_c = original(x, t, encoder_hidden_states=cond).sample
                     masks = threshold_masks(concept_maps(base_store, positions[i]), mask_threshold)
                     base_store.clear()
-                    if prompts[i] != keywords[i] and direction == "context":  # the keyword's part in this prompt
-                        rest = emb_rest[i:i + 1].expand(batch_size, -1, -1)
-                        target = e_c - (eta + 1.0) * (e_c - original(x, t, encoder_hidden_states=rest).sample)
-                    elif prompts[i] != keywords[i]:
-                        e_k = original(x, t, encoder_hidden_states=emb_kw[i:i + 1].expand(batch_size, -1, -1)).sample
-                        target = e_c - (eta + 1.0) * (e_k - e_0)
-                    else:
-                        target = e_0 - eta * (e_c - e_0)
+                    target = esd_target(
+                        lambda c: original(x, t, encoder_hidden_states=c.expand(batch_size, -1, -1)).sample, e_c,
+                        eta=eta, in_context=prompts[i] != keywords[i], direction=direction, uncond=uncond,
+                        keyword=emb_kw[i:i + 1], rest=emb_rest[i:i + 1] if emb_rest is not None else None)
                 # adversarial prompt learning: soft tokens after the concept that bring the concept back
                 if adversarial and step % max(1, adv_every) == 0:
                     ids_a, pos_a = adv_ids[i]
