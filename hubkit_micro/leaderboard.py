@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from hubkit_micro import paths
+from hubkit_micro.unlearn import PRESET_PROVENANCE
 
 #: HUB's seven methods (ESD, UCE, AC, SA, Receler, MACE, SLD) and two more (SalUn, AdvUnlearn), as hubkit unlearn runs them
 METHODS = ("esd", "uce", "ac", "sa", "salun", "mace", "receler", "advunlearn", "sld")
@@ -302,6 +303,10 @@ def _document(board, table: str, methods, concepts, budget, seed, select, costs,
             cells.append("–" if s is None else (f"{s:.0f} s" if s >= 10 else f"{s:.1f} s") + (f", {mem:.0f} MB" if mem else ""))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "Peak memory is the training process' peak RSS on CPU (it includes the loaded base model).", ""]
+    lines += ["## How each preset was set", "",
+              "The ranks compare these presets, not each method at its best: a method tuned more has an edge that is "
+              "not the method's.", ""]
+    lines += [f"- {method}: {PRESET_PROVENANCE.get(method, 'not recorded')}" for method in methods] + [""]
     return "\n".join(lines)
 
 

@@ -29,6 +29,20 @@ MICRO_PRESETS: dict[str, dict] = {
                 "adv_steps": 2},
     "advunlearn": {"steps": 200, "lr": 1e-4, "attack_steps": 3, "xt": "noise", "pool_size": 4, "batch_size": 4},
 }
+#: how much tuning each preset has had, printed under the leaderboard: its ranks compare these presets, and a method
+#: that was tuned more has an edge that is not the method's
+PRESET_PROVENANCE: dict[str, str] = {
+    "esd": "tuned per category over several sessions (the world ships its checkpoints): the captions' phrasings "
+           "and the keyword's contribution in context for a style, neighbours preserved, eta 8 for weapon",
+    "uce": "the closed form with its defaults (erased toward the empty prompt, the world's neighbours preserved)",
+    "sld": "SLD-Medium, the paper's setting; the safety concept is the concept's keywords (its name, as in HUB)",
+    "ac": "first settings that erased Pointelli on the v1 base, not tuned since",
+    "sa": "first settings that erased Pointelli on the v1 base, not tuned since",
+    "salun": "first settings that erased Pointelli on the v1 base, not tuned since",
+    "mace": "first settings that erased Pointelli on the v1 base, not tuned since",
+    "receler": "first settings that erased Pointelli on the v1 base; for a style, ESD's phrasings and direction",
+    "advunlearn": "first settings that erased Pointelli on the v1 base; for a style, ESD's phrasings and direction",
+}
 #: overrides for ``fast=True`` (pipeline smoke builds: seconds, not minutes; the result is not tuned)
 FAST_OVERRIDES: dict[str, dict] = {
     "esd": {"steps": 5, "sample_steps": 4, "pool_size": 1},
@@ -113,4 +127,4 @@ def unlearn(method: str, *, base, concept, out, seed: int = 0, fast: bool = Fals
     return fn(base, concept, out, seed=seed, **kwargs)
 
 
-__all__ = ["ESD_STYLE_TEMPLATES", "FAST_OVERRIDES", "MICRO_PRESETS", "micro_options", "presets", "unlearn"]
+__all__ = ["ESD_STYLE_TEMPLATES", "FAST_OVERRIDES", "MICRO_PRESETS", "PRESET_PROVENANCE", "micro_options", "presets", "unlearn"]

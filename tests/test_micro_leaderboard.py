@@ -24,6 +24,7 @@ def test_leaderboard_runs_the_users_command_per_checkpoint_and_reuses_it(tmp_pat
     assert "--method uce --method sld --concept Pointelli`" in text and "2 methods x 1 concept;" in text
     assert "Not in this table yet: esd, ac, sa, salun, mace, receler, advunlearn, Zorbo, Dario Voss, weapon" in text
     assert "| uce |" in text and "baseline (not ranked)" in text
+    assert "## How each preset was set" in text and "- sld: SLD-Medium" in text and "- esd:" not in text
     # each run is the suites' own results.json, written where --results says (the user's file is untouched)
     for row in ("original", "uce", "sld"):
         doc = json.loads((work / "runs" / f"{row}-pointelli.json").read_text())
@@ -87,6 +88,14 @@ def test_a_changed_setting_file_is_a_new_run(tmp_path, monkeypatch):
     assert leaderboard.config_digest() != before
     key = dict(concept="Pointelli", budget="ci", seed=0, select=None, base_digest="b")
     assert leaderboard.run_key("m", config=before, **key) != leaderboard.run_key("m", config="other", **key)
+
+
+def test_every_method_on_the_roster_says_how_its_preset_was_set():
+    """The table's ranks compare presets: a method added without saying how much it was tuned would hide an edge."""
+    from hubkit_micro.unlearn import MICRO_PRESETS, PRESET_PROVENANCE
+
+    assert set(leaderboard.METHODS) <= set(MICRO_PRESETS) == set(PRESET_PROVENANCE)
+    assert all(len(text) > 20 for text in PRESET_PROVENANCE.values())
 
 
 def test_every_attack_gets_a_column_beside_hubs_static_one():
