@@ -137,26 +137,46 @@ def _default_name(data, path: Path) -> str:
 def merge_runs(runs: list[Run]) -> list[Run]:
     """Runs of the same name become one row (HUB trains one checkpoint per concept: one file per concept, one
     method row). Two runs that measured the same thing (same aspect, category, concept, ...) are different
-    variants, not parts of one method: the later keeps its own row, named ``name (file stem)``."""
+    variants, not parts of one method: the later keeps its own row, named ``name (file stem)``.
+
+    Runs of one name on disjoint concepts are one method's per-concept checkpoints even though each measured the
+    run-wide tasks (FID, general alignment, efficiency) of its own checkpoint: those records are kept side by
+    side, each labelled with the concepts its checkpoint was trained for, and the table averages them, as HUB
+    averages over its per-concept checkpoints."""
     out: dict[str, Run] = {}
     for run in runs:
         have = out.get(run.name)
         if have is None:
             out[run.name] = Run(run.name, list(run.records), dict(run.header), list(run.sources))
             continue
+        mine, theirs = _concepts(run.records), _concepts(have.records)
+        per_concept = bool(mine and theirs and not mine & theirs)
         keys = {_identity(r) for r in have.records}
-        if any(_identity(r) in keys for r in run.records):
+        if not per_concept and any(_identity(r) in keys for r in run.records):
             name, i = f"{run.name} ({Path(run.sources[0]).stem})", 2
             while name in out:
                 name, i = f"{run.name} ({Path(run.sources[0]).stem} {i})", i + 1
             out[name] = Run(name, list(run.records), dict(run.header), list(run.sources))
             continue
-        have.records += run.records
+        if per_concept:
+            have.records = _label_checkpoint(have.records, theirs)
+        have.records += _label_checkpoint(run.records, mine) if per_concept else run.records
         have.sources += run.sources
         for k, v in run.header.items():
             if have.header.setdefault(k, v) != v:
                 have.header[k] = f"{have.header[k]} | {v}" if str(v) not in str(have.header[k]) else have.header[k]
     return list(out.values())
+
+
+def _concepts(records: list[dict]) -> frozenset:
+    return frozenset(str(r["concept"]) for r in records if r.get("concept"))
+
+
+def _label_checkpoint(records: list[dict], concepts: frozenset) -> list[dict]:
+    """Run-wide records (no concept) labelled with the concepts of the checkpoint that measured them; copies, so
+    the loaded run is left as it was read."""
+    label = ", ".join(sorted(concepts))
+    return [r if r.get("concept") or r.get("checkpoint") else {**r, "checkpoint": label} for r in records]
 
 
 def _identity(r: dict) -> tuple:
@@ -240,6 +260,8 @@ def _records_cell(task: Task, records: list[dict], absolute_fid: bool, unit: str
         if value is None:
             continue
         what = ", ".join(str(r[k]) for k in ("concept", "language", "neighbour", "attack") if r.get(k)) or aspect
+        if r.get("checkpoint"):
+            what = f"{what} (checkpoint for {r['checkpoint']})"
         verdict = r.get("verdict")
         parts.append(Cell(value, low, high, {str(verdict): 1} if verdict else {}, 1, unit, aspect,
                           f"{what}: {fmt(value)}" + (f" [{fmt(low)}, {fmt(high)}]" if low is not None else "")

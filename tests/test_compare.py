@@ -14,7 +14,7 @@ from statistics import mean
 import pytest
 
 from hubkit.cli import main
-from hubkit.compare import (OVERALL, CompareError, compare, fmt_rank, load_run, rank, run_from_data, to_csv,
+from hubkit.compare import (OVERALL, RUN_WIDE, CompareError, compare, fmt_rank, load_run, rank, run_from_data, to_csv,
                             to_html, to_markdown)
 
 TABLE3 = Path(__file__).parent / "data" / "hub_table3.csv"
@@ -202,6 +202,32 @@ def test_runs_of_one_name_merge_into_one_row_and_variants_stay_apart(tmp_path):
     assert esd.cells[OVERALL]["TP"].value == pytest.approx(0.2)
     assert esd.cells[OVERALL]["TP"].verdict_text == "2 pass"
     assert esd.sources == ["esd-celeb.json", "esd-style.json"]
+
+
+def test_one_method_on_two_concepts_is_one_row_and_each_checkpoints_run_wide_tasks_are_averaged():
+    """HUB trains one checkpoint per concept, and each run measures FID, general alignment and training cost on its
+    own checkpoint: those run-wide records belong to the same method row (averaged, labelled with the checkpoint's
+    concept), where the same concept measured twice is still a second variant."""
+    def run(concept, category, tp, minutes, source):
+        recs = []
+        for r in fake_records(tp=tp, minutes=minutes):
+            if r["aspect"] in ("faithfulness.fid_vs_reference", "alignment.general"):   # run-wide, as the suites write
+                r = dict(r, category=None, concept=None, value=r["value"] * minutes / 10)
+            elif r.get("concept"):
+                r = dict(r, category=category, concept=concept)
+            recs.append(r)
+        return run_from_data(recs, source=source, name="ESD")
+
+    style, celeb = run("Van Gogh", "Style", 0.1, 10.0, "esd-style.json"), run("Emma Watson", "Celebrity", 0.3, 30.0,
+                                                                                "esd-celeb.json")
+    board = compare([style, celeb, run("Van Gogh", "Style", 0.5, 20.0, "esd-v2.json")])
+    assert [r.name for r in board.rows] == ["ESD", "ESD (esd-v2)"]
+    esd = board.row("ESD").cells
+    assert esd[RUN_WIDE]["Eff"].value == pytest.approx(20.0) and esd[RUN_WIDE]["Eff"].verdict_text == "2 pass"
+    assert esd[RUN_WIDE]["IR"].value == pytest.approx(mean([0.97, 0.97 * 3]))
+    assert esd[OVERALL]["TP"].value == pytest.approx(0.2)
+    assert "checkpoint for Emma Watson" in esd[RUN_WIDE]["Eff"].detail
+    assert not any("checkpoint" in r for r in style.records + celeb.records)  # the loaded runs are left as read
 
 
 # ------------------------------------------------------------------------------------ comparability
