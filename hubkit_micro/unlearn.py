@@ -36,8 +36,10 @@ PRESET_PROVENANCE: dict[str, str] = {
            "and the keyword's contribution in context for a style, neighbours preserved, eta 8 for weapon",
     "uce": "the closed form with its defaults (erased toward the empty prompt, the world's neighbours preserved)",
     "sld": "SLD-Medium, the paper's setting; the safety concept is the concept's keywords (its name, as in HUB)",
-    "ac": "first settings that erased Pointelli on the v1 base, not tuned since",
-    "sa": "first settings that erased Pointelli on the v1 base, not tuned since",
+    "ac": "first settings that erased Pointelli on the v1 base, not tuned since; for a celebrity the anchor is "
+          "\"a face\", since HUB's \"a middle aged man\" draws Dario Voss himself on the micro base",
+    "sa": "first settings that erased Pointelli on the v1 base, not tuned since; for a celebrity the surrogate is "
+          "\"a face\", since HUB's \"a middle aged man\" draws Dario Voss himself on the micro base",
     "salun": "first settings that erased Pointelli on the v1 base, not tuned since",
     "mace": "first settings that erased Pointelli on the v1 base, not tuned since",
     "receler": "first settings that erased Pointelli on the v1 base; for a style, ESD's phrasings and direction",
@@ -61,6 +63,11 @@ FAST_OVERRIDES: dict[str, dict] = {
 #: ``direction="context"`` in 0.00 (``docs/base-experiments.md``, eleventh session)
 ESD_STYLE_TEMPLATES = ("{}", "a painting in the style of {}", "a painting by {} with a tree",
                        "a house on the left, in the style of {}", "a car, {} style")
+#: AC's anchor and SA's surrogate for a celebrity. HUB's, "a middle aged man", draws Dario Voss himself in 16 of 16
+#: images of the v4o base (the captions describe him as "a man with a square face, ..." and describe no other man), so
+#: AC and SA would map the celebrity onto itself: AC's first run on him left 0.953 of its target images (base 0.922).
+#: "a face" draws none of the six faces (0 of 12 images; measured 2026-12-06, fourteenth session)
+CELEBRITY_ANCHOR = "a face"
 #: methods whose micro options are the concept's prompt templates (and, for AC and MACE, the category's anchor)
 _TEMPLATED = ("ac", "sa", "salun", "mace", "receler", "advunlearn")
 #: methods with ESD's target, which erase a style in the captions' phrasings as ESD does. On the v4o base, with the
@@ -95,6 +102,8 @@ def micro_options(method: str, concept) -> dict:
             out.update(templates=ESD_STYLE_TEMPLATES, direction="context")
         if method == "mace" and style:
             out["anchor"] = "a painting"
+        if spec.category == "celebrity" and method in ("ac", "sa"):
+            out["anchor" if method == "ac" else "surrogate"] = CELEBRITY_ANCHOR
         if method == "advunlearn":
             out["retain_templates"] = out["templates"]
         return out
@@ -127,4 +136,4 @@ def unlearn(method: str, *, base, concept, out, seed: int = 0, fast: bool = Fals
     return fn(base, concept, out, seed=seed, **kwargs)
 
 
-__all__ = ["ESD_STYLE_TEMPLATES", "FAST_OVERRIDES", "MICRO_PRESETS", "PRESET_PROVENANCE", "micro_options", "presets", "unlearn"]
+__all__ = ["ESD_STYLE_TEMPLATES", "FAST_OVERRIDES", "MICRO_PRESETS", "PRESET_PROVENANCE", "CELEBRITY_ANCHOR", "micro_options", "presets", "unlearn"]

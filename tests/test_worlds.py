@@ -47,6 +47,16 @@ def test_worlds_answer_concepts_and_presets(tmp_path):
     for method in ("receler", "advunlearn"):  # ESD's target, so ESD's way of erasing a style
         assert paths.WORLD.unlearning_presets(method, "Pointelli")["direction"] == "context"
         assert "direction" not in paths.WORLD.unlearning_presets(method, "Zorbo")
+    # HUB's celebrity anchor draws the micro world's one described man, the celebrity himself: AC and SA map to the
+    # world's generic noun instead, for a celebrity only
+    from hubkit.unlearn.ac import ANCHORS
+    from hubkit_micro.unlearn import CELEBRITY_ANCHOR
+
+    assert CELEBRITY_ANCHOR != ANCHORS["celebrity"]
+    assert paths.WORLD.unlearning_presets("ac", "Dario Voss")["anchor"] == CELEBRITY_ANCHOR
+    assert paths.WORLD.unlearning_presets("sa", "Dario Voss")["surrogate"] == CELEBRITY_ANCHOR
+    for method in ("ac", "sa"):
+        assert not {"anchor", "surrogate"} & set(paths.WORLD.unlearning_presets(method, "Zorbo"))
 
 
 def test_a_third_party_world_registers_and_is_checked(tmp_path):
