@@ -35,7 +35,8 @@ PRESET_PROVENANCE: dict[str, str] = {
     "esd": "tuned per category over several sessions (the world ships its checkpoints): the captions' phrasings "
            "and the keyword's contribution in context for a style, neighbours preserved, eta 8 for weapon",
     "uce": "the closed form with its defaults (erased toward the empty prompt, the world's neighbours preserved)",
-    "sld": "SLD-Medium, the paper's setting; the safety concept is the concept's keywords (its name, as in HUB)",
+    "sld": "SLD-Medium, the paper's setting; the safety concept is the concept's keywords (a named concept's name, "
+           "as in HUB; weapon's five words)",
     "ac": "first settings that erased Pointelli on the v1 base, not tuned since; for a celebrity the anchor is "
           "\"a face\", since HUB's \"a middle aged man\" draws Dario Voss himself on the micro base",
     "sa": "first settings that erased Pointelli on the v1 base, not tuned since; for a celebrity the surrogate is "
