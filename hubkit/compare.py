@@ -16,6 +16,10 @@ NSFW entry, so it averages over three); the methods -- not the original model, a
 on that overall number in the task's direction (rank 1 = best; ties share the mean of their positions); a
 method's average rank is the unweighted mean of its nine ranks, shown to one decimal as in the paper.
 
+HUB prints ranks without uncertainty. Beside each rank this module gives the best and worst rank the method could
+take if every value could lie anywhere in its interval (``rank_range``), and their means beside the average
+rank, so a reader sees which places the samples actually separate.
+
 No pytest here: this is engine code (``hubkit compare`` is in ``hubkit.compare_cli``).
 """
 
@@ -277,10 +281,19 @@ class Row:
     cells: dict          # section (category or OVERALL) -> task key -> Cell
     ranks: dict = field(default_factory=dict)  # task key -> rank (OVERALL only; baselines have none)
     sources: list = field(default_factory=list)
+    rank_ranges: dict = field(default_factory=dict)  # task key -> (best, worst) rank the intervals allow
 
     @property
     def average_rank(self) -> float | None:
         return mean(self.ranks.values()) if self.ranks else None
+
+    @property
+    def average_rank_range(self) -> tuple[float, float] | None:
+        """The best and worst average rank the intervals allow: every joint choice of values inside the
+        intervals gives an average rank inside it (it bounds, it is not a confidence interval)."""
+        if not self.rank_ranges:
+            return None
+        return (mean(b for b, _ in self.rank_ranges.values()), mean(w for _, w in self.rank_ranges.values()))
 
 
 @dataclass
@@ -311,6 +324,26 @@ def rank(values: dict, better: str) -> dict:
         for k in order[i:j + 1]:
             out[k] = (i + j) / 2 + 1
         i = j + 1
+    return out
+
+
+def rank_range(spans: dict, better: str) -> dict:
+    """``name -> (value, low, high)`` to ``name -> (best, worst)``: the best and worst rank a method can take when
+    every value may lie anywhere in its interval (a value without one is a point). Ties count half, as in
+    ``rank``, so ``rank`` of the values always lies in the range, and points give best == worst == that rank."""
+    sign = 1.0 if better == "lower" else -1.0
+    bounds = {}
+    for name, (value, low, high) in spans.items():
+        ends = (value if low is None else low, value if high is None else high)
+        bounds[name] = tuple(sorted(sign * x for x in ends))  # (best end, worst end) in lower-is-better terms
+    out = {}
+    for name, (lo, hi) in bounds.items():
+        best = worst = 1.0
+        for other, (o_lo, o_hi) in bounds.items():
+            if other != name:
+                best += 1.0 if o_hi < lo else 0.5 if o_hi == lo else 0.0  # others as bad as they can be
+                worst += 1.0 if o_lo < hi else 0.5 if o_lo == hi else 0.0  # others as good as they can be
+        out[name] = (best, worst)
     return out
 
 
@@ -377,6 +410,10 @@ def compare(runs: list[Run], *, baselines=(), strict: bool = False, tasks: tuple
                   if r.cells[OVERALL][task.key].value is not None}
         for name, k in rank(values, task.better).items():
             next(r for r in ranked if r.name == name).ranks[task.key] = k
+        spans = {r.name: (c.value, c.low, c.high) for r in ranked for c in [r.cells[OVERALL][task.key]]
+                 if c.value is not None}
+        for name, k in rank_range(spans, task.better).items():
+            next(r for r in ranked if r.name == name).rank_ranges[task.key] = k
         missing = [r.name for r in ranked if r.name not in values]
         if missing and values:
             notes[task.key].append(f"not measured by {', '.join(missing)}: ranked among the others only, and "
@@ -518,22 +555,42 @@ def to_markdown(board: Board) -> str:
                     "baseline (not ranked)" if row.baseline else fmt_rank(row.average_rank)]
             out.append(f"| {row.name} | " + " | ".join(cells) + " |")
         out.append("")
-    out += ["## Ranks (HUB Table 5)", "", "| method | " + " | ".join(board_keys(board)) + " | average |",
-            "|---" * (len(board.tasks) + 2) + "|"]
+    out += ["## Ranks (HUB Table 5)", "", "| method | " + " | ".join(board_keys(board))
+            + " | average | average's range |", "|---" * (len(board.tasks) + 3) + "|"]
     ranked = sorted((r for r in board.rows if not r.baseline),
                     key=lambda r: (r.average_rank is None, r.average_rank or 0))
     for row in ranked:
         out.append(f"| {row.name} | " + " | ".join(_fmt_int_rank(row.ranks.get(t.key)) for t in board.tasks)
-                   + f" | {fmt_rank(row.average_rank)} |")
+                   + f" | {fmt_rank(row.average_rank)} | {fmt_rank_range(row.average_rank_range)} |")
+    out += ["", "### The ranks the intervals allow", "",
+            "Each cell is the best and the worst rank the method can take when every value may lie anywhere in its "
+            "interval; ranks whose ranges overlap are not told apart by these samples.", "",
+            "| method | " + " | ".join(board_keys(board)) + " | average |", "|---" * (len(board.tasks) + 2) + "|"]
+    for row in ranked:
+        out.append(f"| {row.name} | " + " | ".join(_fmt_span(row.rank_ranges.get(t.key)) for t in board.tasks)
+                   + f" | {fmt_rank_range(row.average_rank_range)} |")
     out += ["", "## Columns", ""]
     out += [f"- {t.key} {t.arrow}: {board.aspects[t.key]} ({board.units[t.key]}); HUB: {t.hub}" for t in board.tasks]
     out += ["", "Values: mean over concepts within a category, then over categories (Overall); [interval] is the "
             "mean of the records' interval bounds; ranks: on the Overall value, 1 = best, baselines not ranked; "
-            "average rank: unweighted mean of the task ranks (HUB Table 5).", ""]
+            "average rank: unweighted mean of the task ranks (HUB Table 5); average's range: the best and worst average "
+            "rank with every value anywhere in its interval (a bound over the intervals, not a confidence "
+            "interval).", ""]
     notes = _note_lines(board)
     out += ["## Comparability", ""] + ([f"- ⚠ {n}" for n in notes] or ["- the runs are comparable: same judges, "
                                                                         "sample sizes, thresholds and prompt folders"])
     return "\n".join(out) + "\n"
+
+
+def fmt_rank_range(span) -> str:
+    return "–" if span is None else f"[{fmt_rank(span[0])}, {fmt_rank(span[1])}]"
+
+
+def _fmt_span(span) -> str:
+    if span is None:
+        return "–"
+    best, worst = span
+    return _fmt_int_rank(best) if best == worst else f"{_fmt_int_rank(best)}–{_fmt_int_rank(worst)}"
 
 
 def board_keys(board: Board) -> list[str]:
@@ -552,18 +609,24 @@ def to_csv(board: Board) -> str:
     w = csv.writer(buf, lineterminator="\n")
     head = ["section", "method", "baseline"]
     for t in board.tasks:
-        head += [t.key, f"{t.key}_low", f"{t.key}_high", f"{t.key}_verdict", f"{t.key}_rank"]
-    w.writerow(head + ["average_rank", "tasks_ranked", "comparability", "sources"])
+        head += [t.key, f"{t.key}_low", f"{t.key}_high", f"{t.key}_verdict", f"{t.key}_rank", f"{t.key}_rank_best",
+                 f"{t.key}_rank_worst"]
+    w.writerow(head + ["average_rank", "average_rank_best", "average_rank_worst", "tasks_ranked", "comparability",
+                       "sources"])
     notes = " | ".join(_note_lines(board))
     for section in board.sections:
         for row in board.rows:
             line = [section, row.name, "yes" if row.baseline else "no"]
             for t in board.tasks:
                 c = row.cells.get(section, {}).get(t.key) or Cell()
+                span = row.rank_ranges.get(t.key) if section == OVERALL else None
                 line += [_csv_num(c.value), _csv_num(c.low), _csv_num(c.high), c.verdict_text,
-                         _csv_num(row.ranks.get(t.key)) if section == OVERALL else ""]
+                         _csv_num(row.ranks.get(t.key)) if section == OVERALL else "",
+                         _csv_num(span[0]) if span else "", _csv_num(span[1]) if span else ""]
             avg = row.average_rank if section == OVERALL else None
-            line += [_csv_num(avg), len(row.ranks) if section == OVERALL and not row.baseline else "", notes,
+            avg_span = row.average_rank_range if section == OVERALL else None
+            line += [_csv_num(avg), _csv_num(avg_span[0]) if avg_span else "", _csv_num(avg_span[1]) if avg_span else "",
+                     len(row.ranks) if section == OVERALL and not row.baseline else "", notes,
                      " ".join(row.sources)]
             w.writerow(line)
     return buf.getvalue()
@@ -602,7 +665,8 @@ def to_html(board: Board, title: str = "hubkit leaderboard") -> str:
              "<p class='legend'>Verdicts: " + "".join(f"<span style='background:{c}'>{v}</span>"
                                                         for v, c in _COLOURS.items())
              + " &middot; values: mean over concepts, then categories; [interval]: mean of the records' bounds; "
-               "ranks on the Overall value, 1 = best (HUB Table 5); baselines are not ranked.</p>"]
+               "ranks on the Overall value, 1 = best (HUB Table 5); baselines are not ranked; under an average rank, the "
+               "best and worst it can be with every value anywhere in its interval.</p>"]
     for section in board.sections:
         ranks = section == OVERALL
         head = "".join(f"<th title='{html.escape(board.aspects[t.key] + ' (' + board.units[t.key] + ')')}'>"
@@ -614,8 +678,11 @@ def to_html(board: Board, title: str = "hubkit leaderboard") -> str:
             cells = "".join(_html_cell(row.cells.get(section, {}).get(t.key)) for t in board.tasks)
             if ranks:
                 cells += "".join(f"<td class='rank'>{_fmt_int_rank(row.ranks.get(t.key))}</td>" for t in board.tasks)
+                span = row.average_rank_range
                 cells += ("<td class='avg'>baseline</td>" if row.baseline
-                          else f"<td class='avg'>{fmt_rank(row.average_rank)}</td>")
+                          else f"<td class='avg' title='the best and worst average rank the intervals allow'>"
+                               f"{fmt_rank(row.average_rank)}"
+                               + (f"<br><small>{fmt_rank_range(span)}</small>" if span else "") + "</td>")
             cls = " class='baseline'" if row.baseline else ""
             rows.append(f"<tr{cls}><td class='name' title='{html.escape(' '.join(row.sources))}'>"
                         f"{html.escape(row.name)}</td>{cells}</tr>")

@@ -23,13 +23,14 @@ def _micro_check(args) -> int:
 
 
 def _micro_leaderboard(args) -> int:
+    from hubkit.compare import fmt_rank
     from hubkit_micro.leaderboard import leaderboard
 
     board = leaderboard(methods=tuple(args.method or ()) or None, concepts=tuple(args.concept or ()) or None,
                         budget=args.budget, seed=args.seed, work=args.work, runs=args.runs, out=args.out,
                         fast=args.fast, select=args.select)
     ranked = sorted((r for r in board.rows if not r.baseline and r.average_rank is not None), key=lambda r: r.average_rank)
-    print(f"wrote {args.out}; average ranks: " + ", ".join(f"{r.name} {r.average_rank:.1f}" for r in ranked))
+    print(f"wrote {args.out}; average ranks: " + ", ".join(f"{r.name} {fmt_rank(r.average_rank)}" for r in ranked))
     return 0
 
 

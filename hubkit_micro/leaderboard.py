@@ -269,6 +269,8 @@ def _count(n: int, noun: str) -> str:
 
 
 def _document(board, table: str, methods, concepts, budget, seed, select, costs, minutes, attacks=()) -> str:
+    from hubkit.compare import fmt_rank, fmt_rank_range
+
     command = _command(methods, concepts, budget, select)
     ranked = sorted((r for r in board.rows if not r.baseline and r.average_rank is not None), key=lambda r: r.average_rank)
     lines = [
@@ -289,8 +291,10 @@ def _document(board, table: str, methods, concepts, budget, seed, select, costs,
         lines += [f"Not in this table yet: {', '.join(missing)} (the roster is {len(METHODS)} methods x "
                   f"{len(CONCEPTS)} concepts).", ""]
     if ranked:
-        lines += ["Average rank (Table 5, lower is better): " + ", ".join(
-            f"{r.name} {r.average_rank:.1f}" for r in ranked) + ".", ""]
+        lines += ["Average rank (Table 5, lower is better), and in brackets the best and worst it can be with every "
+                  "value anywhere in its interval: " + ", ".join(
+                      f"{r.name} {fmt_rank(r.average_rank)} {fmt_rank_range(r.average_rank_range)}" for r in ranked)
+                  + ".", ""]
     # the comparison's own headings sit one level below this document's title
     table = "\n".join("#" + line if line.startswith("#") else line for line in table.rstrip().splitlines())
     lines += [table, "", *attacks, "## Training cost of each checkpoint", "",

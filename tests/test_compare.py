@@ -12,9 +12,12 @@ from pathlib import Path
 from statistics import mean
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hubkit.cli import main
-from hubkit.compare import (OVERALL, RUN_WIDE, CompareError, compare, fmt_rank, load_run, rank, run_from_data, to_csv,
+from hubkit.compare import (OVERALL, RUN_WIDE, CompareError, compare, fmt_rank, load_run, rank, rank_range,
+                            run_from_data, to_csv,
                             to_html, to_markdown)
 
 TABLE3 = Path(__file__).parent / "data" / "hub_table3.csv"
@@ -123,6 +126,39 @@ def test_ties_share_the_mean_of_their_positions():
     assert fmt_rank(3.25) == "3.3" and fmt_rank(26 / 9) == "2.9"
 
 
+def test_rank_ranges_are_the_best_and_worst_place_the_intervals_allow():
+    spans = {"a": (0.0, 0.0, 0.05), "b": (0.02, 0.0, 0.08), "c": (0.5, 0.4, 0.6), "d": (0.5, 0.5, 0.5),
+             "e": (0.9, 0.9, 0.9), "f": (0.9, None, None)}
+    # a and b overlap (places 1-2); d's point lies inside c's interval (3-4); e and f are one point (a tie)
+    assert rank_range(spans, "lower") == {"a": (1, 2), "b": (1, 2), "c": (3, 4), "d": (3, 4), "e": (5.5, 5.5),
+                                          "f": (5.5, 5.5)}
+    assert rank_range(spans, "higher") == {"a": (5, 6), "b": (5, 6), "c": (3, 4), "d": (3, 4), "e": (1.5, 1.5),
+                                           "f": (1.5, 1.5)}
+    points = {k: (v, None, None) for k, (v, _, _) in spans.items()}
+    assert rank_range(points, "lower") == {k: (r, r) for k, r in rank({k: v for k, (v, _, _) in spans.items()},
+                                                                        "lower").items()}
+
+
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3), st.floats(0, 1)), min_size=1, max_size=6),
+       st.sampled_from(["lower", "higher"]))
+def test_every_ranking_of_values_inside_the_intervals_lies_inside_the_ranges(cells, better):
+    spans, values = {}, {}
+    for i, (low, width, where) in enumerate(cells):
+        spans[f"m{i}"] = (None, low, low + width)
+        values[f"m{i}"] = low + round(where * width)  # a value inside the interval, ties likely
+    spans = {k: (values[k], lo, hi) for k, (_, lo, hi) in spans.items()}
+    ranges = rank_range(spans, better)
+    for name, place in rank(values, better).items():
+        assert ranges[name][0] <= place <= ranges[name][1]
+
+
+def test_hubs_table_has_no_intervals_so_its_ranges_are_its_ranks(hub_board):
+    for row in hub_board.rows:
+        if not row.baseline:
+            assert row.rank_ranges == {k: (r, r) for k, r in row.ranks.items()}
+            assert row.average_rank_range == (row.average_rank, row.average_rank)
+
+
 # ------------------------------------------------------------------------------------ fake runs and writers
 def judge(version="1.0", sha="ab" * 32):
     return {"name": "clip", "version": version, "weights_sha256": {"model": sha}}
@@ -163,7 +199,9 @@ def test_two_runs_write_html_csv_and_markdown(tmp_path, capsys):
     assert "14.300" in md and "absolute FID" in md
     ranks = md.split("## Ranks (HUB Table 5)")[1]
     # esd: TP 1, FID tie 1.5, IR tie 1.5, Pin tie 1.5, Eff 2 -> 1.5; UCE: 2, 1.5, 1.5, 1.5, 1 -> 1.5
-    assert "| esd | 1 | 1.5 | – | 1.5 | – | 1.5 | – | – | 2 | 1.5 |" in ranks
+    assert "| esd | 1 | 1.5 | – | 1.5 | – | 1.5 | – | – | 2 | 1.5 | [1.2, 1.8] |" in ranks
+    # TP's intervals do not overlap; FID's, IR's and Pin's do, so those places are 1-2 for both
+    assert "| esd | 1 | 1–2 | – | 1–2 | – | 1–2 | – | – | 2 | [1.2, 1.8] |" in ranks
     assert "⚠ all columns: budgets: only UCE records one (UCE: ci); the others' is unknown" in md
 
     rows = list(csv.DictReader(csv_path.read_text(encoding="utf-8").splitlines()))
@@ -171,12 +209,14 @@ def test_two_runs_write_html_csv_and_markdown(tmp_path, capsys):
     assert overall["esd"]["TP"] == "0.12" and overall["esd"]["TP_low"] == "0.07" and overall["esd"]["TP_rank"] == "1"
     assert overall["UCE"]["TP_verdict"] == "fail" and overall["UCE"]["Eff_rank"] == "1"
     assert overall["esd"]["average_rank"] == "1.5" and overall["esd"]["tasks_ranked"] == "5"
+    assert (overall["esd"]["FID_rank_best"], overall["esd"]["FID_rank_worst"]) == ("1", "2")
+    assert (overall["esd"]["average_rank_best"], overall["esd"]["average_rank_worst"]) == ("1.2", "1.8")
     assert {r["section"] for r in rows} == {"Celebrity", "(run-wide)", OVERALL}
 
     page = html_path.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "http" not in page
     assert "background:#f8d7da" in page and "background:#d4edda" in page and "background:#fff3cd" in page
-    assert "<th>average rank</th>" in page and "<td class='avg'>1.5</td>" in page
+    assert "<th>average rank</th>" in page and "1.5<br><small>[1.2, 1.8]</small></td>" in page
     assert "0.350<br><small>[0.300, 0.400]</small><br><small>fail</small>" in page
 
 
