@@ -306,7 +306,10 @@ def _document(board, table: str, methods, concepts, budget, seed, select, costs,
             s, mem = c.get("train_seconds"), c.get("train_peak_mem_mb")
             cells.append("–" if s is None else (f"{s:.0f} s" if s >= 10 else f"{s:.1f} s") + (f", {mem:.0f} MB" if mem else ""))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += ["", "Peak memory is the training process' peak RSS on CPU (it includes the loaded base model).", ""]
+    lines += ["", "Peak memory is the training process' peak RSS on CPU (it includes the loaded base model). Each time is "
+              "as recorded when its checkpoint was built: checkpoints reused from the runs folder may have been built "
+              "on other machines, so unless every one was built in one sitting this column (and Eff) compares "
+              "machines as well as methods.", ""]
     lines += ["## How each preset was set", "",
               "The ranks compare these presets, not each method at its best: a method tuned more has an edge that is "
               "not the method's.", ""]
