@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from hubkit.cli import main
 from hubkit.compare import (OVERALL, RUN_WIDE, CompareError, compare, fmt_rank, load_run, rank, rank_range,
-                            run_from_data, to_csv,
-                            to_html, to_markdown)
+                            run_from_data, to_csv, to_html, to_markdown)
 
 TABLE3 = Path(__file__).parent / "data" / "hub_table3.csv"
 COLUMNS = {"TP": "faithfulness.target_proportion", "FID": "faithfulness.fid_vs_reference",
