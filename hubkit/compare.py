@@ -404,17 +404,16 @@ def compare(runs: list[Run], *, baselines=(), strict: bool = False, tasks: tuple
         sections.append(RUN_WIDE)
     for r in rows:
         r.cells.setdefault(RUN_WIDE, {})
-    ranked = [r for r in rows if not r.baseline]
+    ranked = {r.name: r for r in rows if not r.baseline}
     for task in tasks:
-        values = {r.name: r.cells[OVERALL][task.key].value for r in ranked
-                  if r.cells[OVERALL][task.key].value is not None}
-        for name, k in rank(values, task.better).items():
-            next(r for r in ranked if r.name == name).ranks[task.key] = k
-        spans = {r.name: (c.value, c.low, c.high) for r in ranked for c in [r.cells[OVERALL][task.key]]
+        spans = {name: (c.value, c.low, c.high) for name, r in ranked.items() for c in [r.cells[OVERALL][task.key]]
                  if c.value is not None}
+        values = {name: value for name, (value, _, _) in spans.items()}
+        for name, k in rank(values, task.better).items():
+            ranked[name].ranks[task.key] = k
         for name, k in rank_range(spans, task.better).items():
-            next(r for r in ranked if r.name == name).rank_ranges[task.key] = k
-        missing = [r.name for r in ranked if r.name not in values]
+            ranked[name].rank_ranges[task.key] = k
+        missing = [name for name in ranked if name not in values]
         if missing and values:
             notes[task.key].append(f"not measured by {', '.join(missing)}: ranked among the others only, and "
                                    f"their average rank leaves this task out")
