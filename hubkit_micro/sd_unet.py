@@ -56,7 +56,7 @@ def focus_weights(labels) -> torch.Tensor:
 def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: int, steps: int,
                 batch: int, lr: float, ckpt_every_s: float, ckpt_every_steps: int | None,
                 stop_after: int | None, log, init: dict | None = None, focus: dict | None = None,
-                offset_noise: float = 0.0):
+                offset_noise: float = 0.0, fused_adam: bool = False):
     """Train UNet + text encoder from scratch, or (``init``: an earlier stage's result) continue from its EMA
     weights with a fresh optimiser and schedule and a different batch stream.
 
@@ -68,10 +68,12 @@ def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: 
     getting an image's overall brightness wrong at high noise (SD's last timestep keeps 7% of the signal), so it
     learns not to read the prompt for it and starts every sample from a mid-grey mean. A style on a black ground
     then comes out on a pale one: base v4 drew Neonardo in 38 of 64 images, and the same stage 2 with offset
-    noise 0.1 in 64 of 64 (docs/base-experiments.md)."""
+    noise 0.1 in 64 of 64 (docs/base-experiments.md).
+
+    ``fused_adam``: torch's fused AdamW kernel, 8% faster per 2-core step (the same update, rounded differently)."""
     key = _key("unet", lat["key"], cfg.to_dict(), seed, steps, batch, lr, CAPTION_DROPOUT, MIN_SNR_GAMMA, EMA_DECAY,
                CAPTION_WEIGHTS, *((init["key"],) if init else ()), *((focus["name"],) if focus else ()),
-               *((f"offset-noise:{offset_noise}",) if offset_noise else ()))
+               *((f"offset-noise:{offset_noise}",) if offset_noise else ()), *(("fused-adam",) if fused_adam else ()))
     d = work_dir / f"unet-{key}"
     final = d / "final.pt"
     if final.exists():
@@ -85,7 +87,8 @@ def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: 
         unet.load_state_dict(init["unet"])
         text_encoder.load_state_dict(init["text"])
     params = list(unet.parameters()) + list(text_encoder.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0,
+                            **({"fused": True} if fused_adam else {}))
     ema_u = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     ema_t = {k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
     g = torch.Generator().manual_seed(seed + 4 + (1000 if init else 0) + (1000 if focus else 0))

@@ -46,13 +46,14 @@ def _vae_loss(vae, x: torch.Tensor, g: torch.Generator, decoder_only: bool = Fal
 
 def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: int, batch: int,
                lr: float, ckpt_every_s: float, ckpt_every_steps: int | None, stop_after: int | None, log,
-               base: tuple[str, dict] | None = None):
+               base: tuple[str, dict] | None = None, fused_adam: bool = False):
     """Train the VAE; with ``base=(vae_key, vae_result)``, fine-tune only its decoder (frozen encoder, so the
-    latents the UNet is trained on do not change) on a fresh stream of renders."""
+    latents the UNet is trained on do not change) on a fresh stream of renders. ``fused_adam``: torch's fused AdamW
+    kernel (the same update, rounded differently: other bits, so it is part of the cache key)."""
     decoder_only = base is not None
     name = "dec" if decoder_only else "vae"
     key = _key(name, _fn_name(image_fn), cfg.vae_dict(), seed, steps, batch, lr, KL_WEIGHT,
-               base[0] if base else None)
+               base[0] if base else None, *(("fused-adam",) if fused_adam else ()))
     d = work_dir / f"{name}-{key}"
     final = d / "final.pt"
     if final.exists():
@@ -66,7 +67,8 @@ def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: i
         vae.encoder.requires_grad_(False)
         vae.quant_conv.requires_grad_(False)
     params = [p for p in vae.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0,
+                            **({"fused": True} if fused_adam else {}))
     g = torch.Generator().manual_seed(seed + (12 if decoder_only else 2))
     rng = np.random.default_rng([seed, 15 if decoder_only else 5])
     step, elapsed, hist = 0, 0.0, []

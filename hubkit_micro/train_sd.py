@@ -138,6 +138,7 @@ def train_sd(
     unet_threads: int | None = None,
     describe_p: float = 0.0,
     describe_names: bool = False,
+    fused_adam: bool = False,
     steps: int = DEFAULT_STEPS,
     guidance: float = DEFAULT_GUIDANCE,
     data_fn: DataFn | None = None,
@@ -157,6 +158,7 @@ def train_sd(
     so a rebuild reproduces the shipped weights only with the thread count each stage was trained at.
     ``describe_p``: the share of caption plans that describe styles and weapons instead of naming them
     (``hubkit_micro.descriptions``; the shipped base: 0); ``describe_names``: the target characters and faces too.
+    ``fused_adam``: every stage steps with torch's fused AdamW (8% less time per 2-core UNet step; other bits).
     ``_stop_after_*`` stop the run (leaving a checkpoint) after that many steps of this call, as a crash would.
     """
     from hubkit.tokenizer import clip_tokenizer
@@ -173,21 +175,24 @@ def train_sd(
 
     try:
         vae_result, vae_key = _train_vae(work_dir, image_fn, cfg, seed, vae_steps, vae_batch, vae_lr,
-                                         checkpoint_every_s, checkpoint_every_steps, _stop_after_vae, log)
+                                         checkpoint_every_s, checkpoint_every_steps, _stop_after_vae, log,
+                                         fused_adam=fused_adam)
         data = _render_data(work_dir, data_fn or default_data_fn(describe_p, describe_names), seed, n_train, cfg.image_size, log)
         data_key = data["key"]
         lat = _encode_latents(work_dir, data, data_key, vae_result, vae_key, cfg, tokenizer, log)
         dec_result = None
         if dec_steps:
             dec_result, _ = _train_vae(work_dir, image_fn, cfg, seed, dec_steps, vae_batch, dec_lr, checkpoint_every_s,
-                                       checkpoint_every_steps, None, log, base=(vae_key, vae_result))
+                                       checkpoint_every_steps, None, log, base=(vae_key, vae_result),
+                                       fused_adam=fused_adam)
         vae_state = (dec_result or vae_result)["model"]
         # the final VAE is known now: write it early (the judge trainer trains on its reconstructions)
         final_vae(cfg, vae_state, lat).save_pretrained(str(out_dir / "vae"), safe_serialization=True)
         if unet_threads:
             torch.set_num_threads(unet_threads)
         unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_steps, unet_batch, unet_lr,
-                                  checkpoint_every_s, checkpoint_every_steps, _stop_after_unet, log)
+                                  checkpoint_every_s, checkpoint_every_steps, _stop_after_unet, log,
+                                  fused_adam=fused_adam)
         unet_seconds = unet_result["seconds"]
         first_unet_threads = unet_result.get("threads")
         if unet_finetune_threads and (unet_finetune_steps or unet_focus_steps):
@@ -195,13 +200,14 @@ def train_sd(
         if unet_finetune_steps:
             unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_finetune_steps, unet_batch,
                                       unet_finetune_lr, checkpoint_every_s, checkpoint_every_steps, _stop_after_unet,
-                                      log, init=unet_result, offset_noise=unet_finetune_offset_noise)
+                                      log, init=unet_result, offset_noise=unet_finetune_offset_noise,
+                                      fused_adam=fused_adam)
             unet_seconds += unet_result["seconds"]
         if unet_focus_steps:
             focus = {"name": FOCUS_RULE, "weights": focus_weights(data["labels"])}
             unet_result = _train_unet(work_dir, lat, cfg, tokenizer, seed, unet_focus_steps, unet_batch,
                                       unet_focus_lr, checkpoint_every_s, checkpoint_every_steps, _stop_after_unet,
-                                      log, init=unet_result, focus=focus)
+                                      log, init=unet_result, focus=focus, fused_adam=fused_adam)
             unet_seconds += unet_result["seconds"]
     except _Stopped:
         log("stopped early on request; re-run to resume")
@@ -228,6 +234,7 @@ def train_sd(
         "n_train": n_train,
         "describe_p": describe_p,
         "describe_names": describe_names,
+        "fused_adam": fused_adam,
         "vae_steps": vae_steps,
         "unet_steps": unet_steps,
         "unet_finetune_steps": unet_finetune_steps,
