@@ -1,8 +1,11 @@
-"""Train base candidate v5: v4o's recipe, shortened to fit `hubkit micro check`'s 150-minute rebuild bar on 2 cores.
+"""Train a base candidate with a shorter recipe than v4o's, to fit `hubkit micro check`'s 150-minute rebuild bar.
 
-v4o recorded 151.1 minutes for the base alone (VAE 6,000 steps, UNet + text 11,000 + 5,000). v5: VAE 5,000, UNet
-8,000 + 3,500, every stage on torch's fused AdamW (8% less per step). Everything else is v4o's.
-Run from the repository root: `python staging/train_v5.py [work dir]` (resumes from the work dir's checkpoints).
+v4o recorded 151.1 minutes for the base alone (VAE 6,000 steps, UNet + text 11,000 + 5,000 with offset noise 0.05).
+- v5: VAE 5,000, UNet 8,000 + 3,500, torch's fused AdamW everywhere (8% less per step). Recorded 100.4 minutes, and
+  failed three base bars (VAE round trip and English target on Pointelli, the Neonardo neighbour): dropped.
+- v5b: v4o's VAE and stage-2 step counts, stage 1 cut to 7,000, fused AdamW: about 108 minutes here.
+Run from the repository root: `python staging/train_v5.py v5b [work dir]` (resumes from the work dir's checkpoints);
+the base goes to `staging/base-<name>/`.
 """
 import sys
 from pathlib import Path
@@ -11,8 +14,13 @@ from hubkit_micro.build import SD_CONFIG, SD_RECIPE
 from hubkit_micro.sd_config import MicroSDConfig
 from hubkit_micro.train_sd import train_sd
 
-V5 = {**SD_RECIPE, "vae_steps": 5000, "unet_steps": 8000, "unet_finetune_steps": 3500, "fused_adam": True}
+RECIPES = {
+    "v5": {**SD_RECIPE, "vae_steps": 5000, "unet_steps": 8000, "unet_finetune_steps": 3500, "fused_adam": True},
+    "v5b": {**SD_RECIPE, "vae_steps": 6000, "unet_steps": 7000, "unet_finetune_steps": 5000, "fused_adam": True},
+}
 
 if __name__ == "__main__":
-    work = Path(sys.argv[1] if len(sys.argv) > 1 else ".hubkit-cache/train_sd_v5")
-    train_sd(Path("staging/base-v5"), seed=0, work_dir=work, config=MicroSDConfig(**SD_CONFIG), quiet=True, **V5)
+    name = sys.argv[1]
+    work = Path(sys.argv[2] if len(sys.argv) > 2 else f".hubkit-cache/train_sd_{name}")
+    train_sd(Path(f"staging/base-{name}"), seed=0, work_dir=work, config=MicroSDConfig(**SD_CONFIG), quiet=True,
+             **RECIPES[name])
