@@ -289,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch threads for the later UNet stages (default: --threads; the shipped base used 2)")
     ap.add_argument("--unet-threads", type=int, default=None,
                     help="torch threads for the UNet's stages (default: --threads)")
+    ap.add_argument("--fused-adam", action="store_true",
+                    help="every stage on torch's fused AdamW (8%% less per 2-core UNet step; other bits)")
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="default DDIM steps recorded in hubkit.json")
     ap.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE, help="default guidance for hubkit.json")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the shipped weights used 1)")
@@ -304,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                     unet_finetune_offset_noise=a.unet_finetune_offset_noise,
                     unet_focus_steps=a.unet_focus_steps, unet_focus_lr=a.unet_focus_lr,
                     unet_finetune_threads=a.unet_finetune_threads, unet_threads=a.unet_threads,
-                    steps=a.steps, guidance=a.guidance, threads=a.threads,
+                    fused_adam=a.fused_adam, steps=a.steps, guidance=a.guidance, threads=a.threads,
                     checkpoint_every_s=a.checkpoint_every_s, quiet=a.quiet)
     return 0
 
