@@ -1,0 +1,33 @@
+#!/bin/bash
+# Steps 1-2 of staging/README.md for a trained candidate: its judges on its VAE, then its base bars with those judges
+# in a throwaway worktree, and its FID reference. Run from the repository root, with nothing else running:
+#   staging/judge_candidate.sh v5b        (needs staging/base-v5b/; writes staging/judges-v5b/,
+#                                          staging/fid_reference-v5b.npz and staging/check-v5b-base.json)
+set -euo pipefail
+name=$1
+root=$(pwd)
+py=$root/.venv/bin/python
+base=staging/base-$name
+[ -f "$base/hubkit.json" ] || { echo "no trained candidate at $base: train it first (staging/train_v5.py $name)"; exit 2; }
+export HF_HUB_OFFLINE=1
+"$py" -c "
+from hubkit_micro.train_judges import train_judges
+m = train_judges('staging/judges-$name', vae_dir='$base/vae')
+print('judges:', m['timings'])"
+tree=$(mktemp -d /tmp/candidate-$name.XXXX)
+git worktree add --detach "$tree" HEAD
+trap 'git worktree remove --force "$tree"' EXIT
+rm -rf "$tree/hubkit_micro/weights/base" "$tree/hubkit_micro/weights/judges"
+cp -r "$base" "$tree/hubkit_micro/weights/base"
+cp -r "staging/judges-$name" "$tree/hubkit_micro/weights/judges"
+cd "$tree"
+export PYTHONPATH=$tree   # before the editable install's finder: the worktree's packages are the ones imported
+"$py" -c "import hubkit_micro; assert hubkit_micro.__file__.startswith('$tree'), hubkit_micro.__file__"
+"$py" -c "from hubkit_micro.fid_reference import write_fid_reference; from hubkit_micro import paths
+write_fid_reference(paths.PROMPTS)"
+cp hubkit_micro/prompts/micro_scenes/fid_reference.npz "$root/staging/fid_reference-$name.npz"
+"$root/.venv/bin/hubkit" micro check --only vae --only base --only description > "$root/staging/check-$name-base.json.part"
+mv "$root/staging/check-$name-base.json.part" "$root/staging/check-$name-base.json"
+"$py" -c "
+import json; d = json.load(open('$root/staging/check-$name-base.json'))
+print('all_ok', d['all_ok']); [print('FAILS', k, v['value'], v['bar']) for k, v in d.items() if isinstance(v, dict) and not v['ok']]"
