@@ -64,6 +64,12 @@ def _progress(total: int, initial: int, desc: str, quiet: bool):
     return tqdm(total=total, initial=initial, desc=desc, mininterval=5.0, dynamic_ncols=True)
 
 
+def _adamw(params, lr: float, fused: bool):
+    """Every micro-SD stage's optimiser. ``fused``: torch's fused kernel, the same update rounded differently (other
+    bits, so a stage puts it in its cache key)."""
+    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0, **({"fused": True} if fused else {}))
+
+
 def _lr_at(step: int, total: int, base: float, warmup: int, final_frac: float = 0.1) -> float:
     if step < warmup:
         return base * (step + 1) / warmup

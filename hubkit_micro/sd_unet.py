@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hubkit_micro.sd_cache import _atomic_save, _key, _load, _lr_at, _progress, Checkpoints
+from hubkit_micro.sd_cache import _adamw, _atomic_save, _key, _load, _lr_at, _progress, Checkpoints
 from hubkit_micro.sd_config import MicroSDConfig, build_noise_scheduler, build_text_encoder, build_unet, count_params
 from hubkit_micro.sd_data import CAPTION_WEIGHTS
 
@@ -87,8 +87,7 @@ def _train_unet(work_dir: Path, lat: dict, cfg: MicroSDConfig, tokenizer, seed: 
         unet.load_state_dict(init["unet"])
         text_encoder.load_state_dict(init["text"])
     params = list(unet.parameters()) + list(text_encoder.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0,
-                            **({"fused": True} if fused_adam else {}))
+    opt = _adamw(params, lr, fused_adam)
     ema_u = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     ema_t = {k: v.detach().clone() for k, v in text_encoder.state_dict().items()}
     g = torch.Generator().manual_seed(seed + 4 + (1000 if init else 0) + (1000 if focus else 0))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hubkit_micro.sd_cache import _atomic_save, _fn_name, _key, _load, _lr_at, _progress, Checkpoints
+from hubkit_micro.sd_cache import _adamw, _atomic_save, _fn_name, _key, _load, _lr_at, _progress, Checkpoints
 from hubkit_micro.sd_config import MicroSDConfig, build_vae, count_params
 from hubkit_micro.sd_data import HELDOUT, psnr, to_tensor
 
@@ -67,8 +67,7 @@ def _train_vae(work_dir: Path, image_fn, cfg: MicroSDConfig, seed: int, steps: i
         vae.encoder.requires_grad_(False)
         vae.quant_conv.requires_grad_(False)
     params = [p for p in vae.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0,
-                            **({"fused": True} if fused_adam else {}))
+    opt = _adamw(params, lr, fused_adam)
     g = torch.Generator().manual_seed(seed + (12 if decoder_only else 2))
     rng = np.random.default_rng([seed, 15 if decoder_only else 5])
     step, elapsed, hist = 0, 0.0, []
