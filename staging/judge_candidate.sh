@@ -3,23 +3,31 @@
 # in a throwaway worktree, and its FID reference. Run from the repository root, with nothing else running:
 #   staging/judge_candidate.sh v5b        (needs staging/base-v5b/; writes staging/judges-v5b/,
 #                                          staging/fid_reference-v5b.npz and staging/check-v5b-base.json)
+#   staging/judge_candidate.sh v5c v5b    (v5c shares v5b's VAE, so v5b's judges are its judges: none are trained)
 set -euo pipefail
 name=$1
+judges=${2:-$name}
 root=$(pwd)
 py=$root/.venv/bin/python
 base=staging/base-$name
 [ -f "$base/hubkit.json" ] || { echo "no trained candidate at $base: train it first (staging/train_v5.py $name)"; exit 2; }
 export HF_HUB_OFFLINE=1
-"$py" -c "
+if [ "$judges" = "$name" ]; then
+  "$py" -c "
 from hubkit_micro.train_judges import train_judges
 m = train_judges('staging/judges-$name', vae_dir='$base/vae')
 print('judges:', m['timings'])"
+else
+  # judges are trained on a VAE's reconstructions: another candidate's judges are this one's only if the VAE is the same
+  cmp "$base/vae/diffusion_pytorch_model.safetensors" "staging/base-$judges/vae/diffusion_pytorch_model.safetensors" \
+    || { echo "$name's VAE is not $judges's: train its own judges (staging/judge_candidate.sh $name)"; exit 2; }
+fi
 tree=$(mktemp -d /tmp/candidate-$name.XXXX)
 git worktree add --detach "$tree" HEAD
 trap 'git worktree remove --force "$tree"' EXIT
 rm -rf "$tree/hubkit_micro/weights/base" "$tree/hubkit_micro/weights/judges"
 cp -r "$base" "$tree/hubkit_micro/weights/base"
-cp -r "staging/judges-$name" "$tree/hubkit_micro/weights/judges"
+cp -r "staging/judges-$judges" "$tree/hubkit_micro/weights/judges"
 cd "$tree"
 export PYTHONPATH=$tree   # before the editable install's finder: the worktree's packages are the ones imported
 "$py" -c "import hubkit_micro; assert hubkit_micro.__file__.startswith('$tree'), hubkit_micro.__file__"
