@@ -20,7 +20,7 @@ _LOCAL = ("localhost", "127.0.0.1", "::1", "", None)
 def pytest_configure(config):
     # CI's budget is 45 minutes on 2 cores and the suite is near it: every run says where its time went, so the next
     # trim starts from numbers (an explicit --durations wins).
-    if not config.option.durations:
+    if config.option.durations is None:
         config.option.durations = 25
 
 
