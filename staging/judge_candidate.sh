@@ -4,14 +4,7 @@
 #   staging/judge_candidate.sh v5b        (needs staging/base-v5b/; writes staging/judges-v5b/,
 #                                          staging/fid_reference-v5b.npz and staging/check-v5b-base.json)
 #   staging/judge_candidate.sh v5c v5b    (v5c shares v5b's VAE, so v5b's judges are its judges: none are trained)
-set -euo pipefail
-name=$1
-judges=${2:-$name}
-root=$(pwd)
-py=$root/.venv/bin/python
-base=staging/base-$name
-[ -f "$base/hubkit.json" ] || { echo "no trained candidate at $base: train it first (staging/train_v5.py $name)"; exit 2; }
-export HF_HUB_OFFLINE=1
+source "$(dirname "$0")/candidate_worktree.sh"
 if [ "$judges" = "$name" ]; then
   "$py" -c "
 from hubkit_micro.train_judges import train_judges
@@ -22,15 +15,7 @@ else
   cmp "$base/vae/diffusion_pytorch_model.safetensors" "staging/base-$judges/vae/diffusion_pytorch_model.safetensors" \
     || { echo "$name's VAE is not $judges's: train its own judges (staging/judge_candidate.sh $name)"; exit 2; }
 fi
-tree=$(mktemp -d /tmp/candidate-$name.XXXX)
-git worktree add --detach "$tree" HEAD
-trap 'git worktree remove --force "$tree"' EXIT
-rm -rf "$tree/hubkit_micro/weights/base" "$tree/hubkit_micro/weights/judges"
-cp -r "$base" "$tree/hubkit_micro/weights/base"
-cp -r "staging/judges-$judges" "$tree/hubkit_micro/weights/judges"
-cd "$tree"
-export PYTHONPATH=$tree   # before the editable install's finder: the worktree's packages are the ones imported
-"$py" -c "import hubkit_micro; assert hubkit_micro.__file__.startswith('$tree'), hubkit_micro.__file__"
+enter_worktree
 "$py" -c "from hubkit_micro.fid_reference import write_fid_reference; from hubkit_micro import paths
 write_fid_reference(paths.PROMPTS)"
 cp hubkit_micro/prompts/micro_scenes/fid_reference.npz "$root/staging/fid_reference-$name.npz"

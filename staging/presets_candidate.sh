@@ -4,26 +4,12 @@
 # (each preset's training seconds are part of the rebuild bar):
 #   staging/presets_candidate.sh v5c v5b   (base staging/base-v5c/, judges and FID reference of v5b; writes
 #                                           staging/presets-v5c/<preset>/hubkit.json and staging/check-v5c-presets.json)
-set -euo pipefail
-name=$1
-judges=${2:-$name}
-root=$(pwd)
-py=$root/.venv/bin/python
-base=staging/base-$name
-for f in "$base/hubkit.json" "staging/judges-$judges/metrics.json" "staging/fid_reference-$judges.npz"; do
+source "$(dirname "$0")/candidate_worktree.sh"
+for f in "staging/judges-$judges/metrics.json" "staging/fid_reference-$judges.npz"; do
   [ -f "$f" ] || { echo "missing $f: train and judge the candidate first (staging/README.md)"; exit 2; }
 done
-export HF_HUB_OFFLINE=1
-tree=$(mktemp -d /tmp/presets-$name.XXXX)
-git worktree add --detach "$tree" HEAD
-trap 'git worktree remove --force "$tree"' EXIT
-rm -rf "$tree/hubkit_micro/weights/base" "$tree/hubkit_micro/weights/judges" "$tree/hubkit_micro/weights/unlearned"
-cp -r "$base" "$tree/hubkit_micro/weights/base"
-cp -r "staging/judges-$judges" "$tree/hubkit_micro/weights/judges"
-cp "staging/fid_reference-$judges.npz" "$tree/hubkit_micro/prompts/micro_scenes/fid_reference.npz"
-cd "$tree"
-export PYTHONPATH=$tree   # before the editable install's finder: the worktree's packages are the ones imported
-"$py" -c "import hubkit_micro; assert hubkit_micro.__file__.startswith('$tree'), hubkit_micro.__file__"
+enter_worktree unlearned
+cp "$root/staging/fid_reference-$judges.npz" hubkit_micro/prompts/micro_scenes/fid_reference.npz
 "$root/.venv/bin/hubkit" micro build --only unlearned
 mkdir -p "$root/staging/presets-$name"
 for meta in hubkit_micro/weights/unlearned/*/hubkit.json; do
