@@ -15,7 +15,7 @@ import torch
 from hubkit.unlearn import UNLEARNING
 from hubkit.errors import CheckpointError
 from hubkit.unlearn.common import UNET_FILE, read_checkpoint_metadata, resolve_concept
-from hubkit.unlearn.esd import esd, esd_target, trainable_names
+from hubkit.unlearn.esd import _batched, esd, esd_target, target_terms, trainable_names
 from hubkit.unlearn.sld import sld
 from hubkit.unlearn.uce import _embed, uce
 from hubkit.models.sld import SLD_MEDIUM, SLDPipeline, load_sld
@@ -147,7 +147,23 @@ def test_esd_target_formulas_and_the_terms_each_branch_runs(in_context, directio
     got = esd_target(eps, ec, eta=eta, in_context=in_context, direction=direction, **conds)
     env = dict(ec=ec, e0=preds["uncond"], ek=preds["keyword"], er=preds["rest"], eta=eta)
     assert calls == asked
+    assert list(target_terms(in_context, direction)) == asked   # what the training loop batches up front
     assert torch.equal(got, expected(**env))
+
+
+def test_one_batched_forward_gives_each_triple_its_own_prediction(base_pipe):
+    """ESD runs a step's frozen predictions (and its two trained ones) as one forward: each sample's prediction must be
+    what its own call gives, timesteps and conditionings included."""
+    unet, g = base_pipe.unet, torch.Generator().manual_seed(0)
+    shape = (2, unet.config.in_channels, 8, 8)
+    xs = [torch.randn(shape, generator=g) for _ in range(3)]
+    ts = [torch.tensor(10), torch.tensor(500), torch.tensor(999)]
+    cs = [torch.randn((1, 77, unet.config.cross_attention_dim), generator=g) for _ in range(3)]
+    with torch.no_grad():
+        batched = _batched(unet, xs, ts, cs, batch_size=2)
+        alone = [unet(x, t, encoder_hidden_states=c.expand(2, -1, -1)).sample for x, t, c in zip(xs, ts, cs)]
+    for b, a in zip(batched, alone):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
 
 
 def test_esd_checkpoint_loads_onto_base(esd_x, base_pipe):

@@ -113,6 +113,14 @@ def check_direction(direction: str) -> None:
         raise ValueError(f"direction must be 'keyword' or 'context', not {direction!r}")
 
 
+def target_terms(in_context: bool, direction: str) -> tuple[str, ...]:
+    """The conditionings besides the training prompt that :func:`esd_target` runs the frozen model on, in the order
+    it asks for them: the training loop computes them all in one batched forward."""
+    if in_context and direction == "context":
+        return ("rest",)
+    return ("uncond", "keyword") if in_context else ("uncond",)
+
+
 def esd_target(eps, e_c: torch.Tensor, *, eta: float, in_context: bool, direction: str,
                uncond: torch.Tensor, keyword: torch.Tensor, rest: torch.Tensor | None) -> torch.Tensor:
     """The negatively guided target of one training step (the formulas in this module's docstring).
@@ -127,6 +135,14 @@ def esd_target(eps, e_c: torch.Tensor, *, eta: float, in_context: bool, directio
     if in_context:                               # remove only the keyword's own direction
         return e_c - (eta + 1.0) * (eps(keyword) - e_0)
     return e_0 - eta * (e_c - e_0)
+
+
+def _batched(unet, xs, ts, conds, batch_size: int) -> list[torch.Tensor]:
+    """``unet(x, t, c)`` for each triple, in one forward: the predictions are each sample's own (the UNet has no
+    batch statistics), the per-call overhead is paid once."""
+    t = torch.cat([torch.as_tensor(ti).reshape(-1).expand(x.shape[0]) for x, ti in zip(xs, ts)])
+    c = torch.cat([ci.expand(x.shape[0], -1, -1) for x, ci in zip(xs, conds)])
+    return list(unet(torch.cat(xs), t, encoder_hidden_states=c).sample.split(batch_size))
 
 
 @torch.no_grad()
@@ -224,13 +240,14 @@ def esd(
         sched.set_timesteps(sample_steps, device=device)
 
         def base_samples(embs: torch.Tensor) -> list[torch.Tensor]:
-            """``pool_size`` full samples of the frozen model per prompt embedding."""
-            out = []
-            for i in range(embs.shape[0]):
-                x = torch.randn((pool_size, channels, lat_h, lat_w), generator=gen, device=device) * sched.init_noise_sigma
-                out.append(_sample_until(original, sched, x, sample_steps, embs[i:i + 1].expand(pool_size, -1, -1),
-                                         emb_0.expand(pool_size, -1, -1), sample_guidance))
-            return out
+            """``pool_size`` full samples of the frozen model per prompt embedding, every prompt in one batch (one
+            sampling loop instead of one per prompt: on a CPU the per-call overhead, not the arithmetic, dominates)."""
+            n = embs.shape[0]
+            x = torch.cat([torch.randn((pool_size, channels, lat_h, lat_w), generator=gen, device=device)
+                           for _ in range(n)]) * sched.init_noise_sigma
+            x = _sample_until(original, sched, x, sample_steps, embs.repeat_interleave(pool_size, dim=0),
+                              emb_0.expand(n * pool_size, -1, -1), sample_guidance)
+            return list(x.split(pool_size))
 
         def noised(x0_pool: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             idx = torch.randint(0, pool_size, (batch_size,), generator=gen, device=device)
@@ -260,24 +277,29 @@ def esd(
                     t = sched.timesteps[k]
                 else:
                     x, t = noised(pool[i])
-                e_c = original(x, t, encoder_hidden_states=cond).sample
-                target = esd_target(
-                    lambda c: original(x, t, encoder_hidden_states=c.expand(batch_size, -1, -1)).sample, e_c,
-                    eta=eta, in_context=in_context, direction=direction, uncond=uncond,
-                    keyword=emb_kw[kw_index[i]:kw_index[i] + 1],
-                    rest=emb_rest[i:i + 1] if emb_rest is not None else None)
+                terms = {"uncond": uncond, "keyword": emb_kw[kw_index[i]:kw_index[i] + 1],
+                         "rest": emb_rest[i:i + 1] if emb_rest is not None else None}
+                needed = [terms[n] for n in target_terms(in_context, direction)]
+                # every frozen prediction of the step in one forward: the prompt, the target's terms, the kept prompt
+                xs, ts, cs = [x] * (1 + len(needed)), [t] * (1 + len(needed)), [cond] + needed
                 if keep_pool is not None:
                     j = rng.randrange(len(keep_prompts))
                     keep_cond = emb_keep[j:j + 1].expand(batch_size, -1, -1)
                     x_keep, t_keep = noised(keep_pool[j])
-                    keep_target = original(x_keep, t_keep, encoder_hidden_states=keep_cond).sample
+                    xs, ts, cs = xs + [x_keep], ts + [t_keep], cs + [keep_cond]
+                preds = _batched(original, xs, ts, cs, batch_size)
+                keep_target = preds[-1] if keep_pool is not None else None
+                by_id = {id(c): p for c, p in zip(needed, preds[1:])}
+                target = esd_target(lambda c: by_id[id(c)], preds[0], eta=eta, in_context=in_context,
+                                    direction=direction, **terms)
             unet.train()
             optimizer.zero_grad(set_to_none=True)
-            loss = F.mse_loss(unet(x, t, encoder_hidden_states=cond).sample, target)
-            if keep_pool is not None:
-                keep_loss = F.mse_loss(unet(x_keep, t_keep, encoder_hidden_states=keep_cond).sample, keep_target)
-                (loss + preserve_weight * keep_loss).backward()
+            if keep_pool is not None:   # the erased and the kept prompt in one forward, as the frozen ones
+                pred, pred_keep = _batched(unet, [x, x_keep], [t, t_keep], [cond, keep_cond], batch_size)
+                loss = F.mse_loss(pred, target)
+                (loss + preserve_weight * F.mse_loss(pred_keep, keep_target)).backward()
             else:
+                loss = F.mse_loss(unet(x, t, encoder_hidden_states=cond).sample, target)
                 loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
