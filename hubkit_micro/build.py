@@ -44,9 +44,10 @@ SD_CONFIG = {"unet_channels": (32, 64, 96)}
 # *deserves* to fail pinpoint-ness and alignment; it keeps the options it was built with.
 SHIPPED = (
     ("esd-pointelli", "esd", "Pointelli", {"variant": "kv", "steps": 400, "lr": 1e-3}),
-    ("esd-pointelli-overdone", "esd", "Pointelli", {"variant": "u", "steps": 300, "lr": 1e-3, "xt": "sample", "preserve": (),
-                                                    "preserve_weight": 0.0, "direction": "keyword",
-                                                    "templates": ("{}", "a painting in the style of {}")}),
+    # ESD-u with nothing preserved: on v5c the keyword's own direction with two phrasings (xt="sample") left Pointelli
+    # in 0.58 of target images; the style preset's phrasings and direction erase it (0.00) and take its neighbours (0.04)
+    ("esd-pointelli-overdone", "esd", "Pointelli", {"variant": "u", "steps": 300, "lr": 1e-3, "preserve": (),
+                                                    "preserve_weight": 0.0}),
     ("uce-pointelli", "uce", "Pointelli", {}),
     ("sld-pointelli", "sld", "Pointelli", {}),
     # one ESD checkpoint per HUB category: style above, then NSFW, IP and celebrity analogues
