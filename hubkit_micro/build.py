@@ -28,9 +28,9 @@ WORK = Path(".scratch")
 # with offset noise 0.05 (without it the model does not read a black ground, and draws Neonardo in 38 of 64 images).
 # Every stage on 2 torch threads: the thread counts are part of the recipe, because CPU gradients differ in their
 # last bits between thread counts.
-SD_RECIPE = {"vae_steps": 6000, "unet_steps": 11000, "threads": 2, "unet_threads": 2, "unet_finetune_steps": 5000,
-             "unet_finetune_lr": 1e-3, "unet_finetune_threads": 2, "unet_finetune_offset_noise": 0.05,
-             "describe_p": 0.25, "describe_names": True}
+SD_RECIPE = {"vae_steps": 6000, "unet_steps": 7000, "threads": 2, "unet_threads": 2, "unet_finetune_steps": 5000,
+             "unet_finetune_lr": 1e-3, "unet_finetune_threads": 2, "unet_finetune_offset_noise": 0.1,
+             "describe_p": 0.25, "describe_names": True, "fused_adam": True}
 #: the model's shape where it differs from ``MicroSDConfig``'s defaults (a plain dict: importing the config imports torch)
 SD_CONFIG = {"unet_channels": (32, 64, 96)}
 

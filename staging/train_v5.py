@@ -17,8 +17,10 @@ from hubkit_micro.sd_config import MicroSDConfig
 from hubkit_micro.train_sd import train_sd
 
 RECIPES = {
-    "v5": {**SD_RECIPE, "vae_steps": 5000, "unet_steps": 8000, "unet_finetune_steps": 3500, "fused_adam": True},
-    "v5b": {**SD_RECIPE, "vae_steps": 6000, "unet_steps": 7000, "unet_finetune_steps": 5000, "fused_adam": True},
+    "v5": {**SD_RECIPE, "vae_steps": 5000, "unet_steps": 8000, "unet_finetune_steps": 3500, "fused_adam": True,
+           "unet_finetune_offset_noise": 0.05},
+    "v5b": {**SD_RECIPE, "vae_steps": 6000, "unet_steps": 7000, "unet_finetune_steps": 5000, "fused_adam": True,
+            "unet_finetune_offset_noise": 0.05},
     # v5b missed only Neonardo (0.31) and kept Pointelli at 0.98: v5b's stages with stage 2's offset noise at 0.1,
     # which on v4 raised Neonardo from 0.59 to 1.00 and cost Pointelli 0.05 (base-experiments, eighth session)
     "v5c": {**SD_RECIPE, "vae_steps": 6000, "unet_steps": 7000, "unet_finetune_steps": 5000, "fused_adam": True,
