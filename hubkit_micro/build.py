@@ -22,12 +22,13 @@ from hubkit_micro import paths
 STEPS = ("prompts", "sd", "judges", "unlearned")
 WORK = Path(".scratch")
 
-# The shipped micro SD (base v4o, docs/base-experiments.md): captions that name each concept and, in a quarter of
+# The shipped micro SD (base v5c, docs/base-experiments.md): captions that name each concept and, in a quarter of
 # plans, describe it instead (styles, the weapon, the characters and the faces); a VAE of 6,000 steps (fewer lose
-# Pointelli's dots); a UNet of widths 32/64/96 trained 11,000 steps at lr 1e-3, then 5,000 more from its EMA weights
-# with offset noise 0.05 (without it the model does not read a black ground, and draws Neonardo in 38 of 64 images).
-# Every stage on 2 torch threads: the thread counts are part of the recipe, because CPU gradients differ in their
-# last bits between thread counts.
+# Pointelli's dots); a UNet of widths 32/64/96 trained 7,000 steps at lr 1e-3, then 5,000 more from its EMA weights
+# with offset noise 0.1 (without offset noise the model does not read a black ground, and at 0.05 after 7,000 steps it
+# drew Neonardo in 5 of 16 images), torch's fused AdamW throughout. v4o's 11,000 first-stage steps met the same bars
+# but recorded 151 minutes alone, over the 150-minute rebuild bar. Every stage on 2 torch threads: the thread counts
+# are part of the recipe, because CPU gradients differ in their last bits between thread counts.
 SD_RECIPE = {"vae_steps": 6000, "unet_steps": 7000, "threads": 2, "unet_threads": 2, "unet_finetune_steps": 5000,
              "unet_finetune_lr": 1e-3, "unet_finetune_threads": 2, "unet_finetune_offset_noise": 0.1,
              "describe_p": 0.25, "describe_names": True, "fused_adam": True}
@@ -38,10 +39,10 @@ SD_CONFIG = {"unet_channels": (32, 64, 96)}
 # ESD-x at 400 steps / lr 1e-3 (with the presets' neighbour-preservation term) erases a concept on the micro base;
 # for the embedded default, Pointelli, ESD on the cross-attention keys and values only (ESD-kv) erases it as well and
 # keeps general images (on ESD-x, FID vs reference 1.43 on base v3b, against ESD-kv's 1.02 on v4);
-# on the v4o base it needs the style presets of ``hubkit_micro.unlearn`` (the captions' phrasings, each erased in
+# since the v4o base it needs the style presets of ``hubkit_micro.unlearn`` (the captions' phrasings, each erased in
 # context): with the keyword's own direction it left Pointelli in 0.42 of target images.
 # The "overdone" ESD-u (all non-cross-attention weights, no preservation) is shipped on purpose as a model that
-# *deserves* to fail pinpoint-ness and alignment; it keeps the options it was built with.
+# *deserves* to fail pinpoint-ness and alignment.
 SHIPPED = (
     ("esd-pointelli", "esd", "Pointelli", {"variant": "kv", "steps": 400, "lr": 1e-3}),
     # ESD-u with nothing preserved: on v5c the keyword's own direction with two phrasings (xt="sample") left Pointelli
