@@ -19,7 +19,7 @@ resumes where it stopped and a changed setting redoes only the stages it affects
 Training is deterministic from ``seed`` on a given machine and thread count: every random draw comes from a
 ``torch.Generator``/numpy ``Generator`` whose state is checkpointed, and a resumed run continues bit-identically.
 The thread count is part of that: CPU gradients differ in their last bits between 1 and 2 threads, so the
-shipped recipe (``build.SD_RECIPE``) names it per stage (base v4o: 2 threads for every stage). With other jobs on
+shipped recipe (``build.SD_RECIPE``) names it per stage (base v5c: 2 threads for every stage). With other jobs on
 the 2 cores, 2 threads ran 3-20x slower than 1 (OpenMP threads wait on each other); they pay off on an idle machine.
 
 The stages live in :mod:`hubkit_micro.sd_data` (training images, latents), :mod:`hubkit_micro.sd_vae`,

@@ -181,7 +181,7 @@ def test_shipped_base_folder_if_present():
 
     meta = json.loads((BASE / "hubkit.json").read_text())
     assert meta["height"] == meta["width"] == 64 and meta["steps"] > 0 and meta["guidance"] > 1
-    assert T.folder_bytes(BASE) < 22e6  # base v4o: 21.4 MB (a UNet of widths 32/64/96)
+    assert T.folder_bytes(BASE) < 22e6  # base v5c: 21.4 MB (a UNet of widths 32/64/96)
     pipe = StableDiffusionPipeline.from_pretrained(str(BASE), local_files_only=True)
     assert len(pipe.tokenizer) == 49408
     assert pipe.unet.dtype == torch.float32
