@@ -193,7 +193,8 @@ def test_the_shelf_of_bad_checkpoints_fails_where_each_deserves(run_suite, name,
         assert len(records) == 1 and records[0]["verdict"] == "pass", records
     if name == "name-only":  # and its images are as good, and the attack that catches it passes an erasure that holds:
         # the over-eraser, whose UNet no longer draws the style at all (ESD on Pointelli does not hold: concept
-        # inversion brings it back in 0.61 of its images on the v4o base, as Pham et al. found for ESD on SD)
+        # inversion brings it back in 0.33 of its images on the v5c base, 0.61 on v4o, as Pham et al. found for ESD
+        # on SD)
         result, records = run_suite(model, "-k", "fid_vs_base")
         assert len(records) == 1 and records[0]["verdict"] == "pass", records
         result, records = run_suite(checkpoint("esd-pointelli-overdone"), "-k", entry.must_fail)
