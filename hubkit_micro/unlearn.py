@@ -33,7 +33,8 @@ MICRO_PRESETS: dict[str, dict] = {
 #: that was tuned more has an edge that is not the method's
 PRESET_PROVENANCE: dict[str, str] = {
     "esd": "tuned per category over several sessions (the world ships its checkpoints): the captions' phrasings "
-           "and the keyword's contribution in context for a style, neighbours preserved, eta 8 for weapon",
+           "and the keyword's contribution in context for a style (preservation weight 30 on Pointelli, for FID), "
+           "neighbours preserved, eta 8 for weapon",
     "uce": "the closed form with its defaults (erased toward the empty prompt, the world's neighbours preserved)",
     "sld": "SLD-Medium, the paper's setting; the safety concept is the concept's keywords (a named concept's name, "
            "as in HUB; weapon's five words)",
