@@ -25,7 +25,7 @@ import os
 import sys
 from typing import Callable
 
-from hubkit.devices import passive_openmp_waiting
+from hubkit.devices import bounded_openmp_waiting
 from hubkit.errors import HubkitError
 from hubkit.registry import Registry
 
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    passive_openmp_waiting()  # before torch is imported (hubkit.devices)
+    bounded_openmp_waiting()  # before torch is imported (hubkit.devices)
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         if argv and not argv[0].startswith("-"):

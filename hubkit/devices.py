@@ -4,7 +4,7 @@
   and falls back to ``"cpu"`` when there is no GPU;
 * :func:`configure_threads` gives each worker its share of the cores (oversubscribed workers triple the wall
   time on a 2-core machine);
-* :func:`passive_openmp_waiting` stops torch's OpenMP threads from spinning while they wait (set before torch
+* :func:`bounded_openmp_waiting` bounds how long torch's OpenMP threads spin while they wait (set before torch
   is imported).
 """
 
@@ -112,17 +112,24 @@ def threads_per_worker() -> int:
     return max(1, available_cores() // worker_count())
 
 
-def passive_openmp_waiting() -> None:
-    """Default ``OMP_WAIT_POLICY`` to ``PASSIVE``: idle OpenMP threads sleep instead of spinning.
+#: how long an idle OpenMP thread spins before it sleeps (libgomp's default is 300,000 spins; PASSIVE is 0)
+SPIN_COUNT = "10000"
 
-    With spinning (the default), two torch threads on a 2-core machine that other jobs keep busy wait for each
-    other's descheduled partner: a batch of 4 micro-world images took 25 s wall / 12 s CPU instead of 1.5 s /
-    0.75 s (measured with load 6 on 2 cores), so a smoke run took 12 minutes. Sleeping threads cost nothing
-    measurable here and change no number (only how threads wait, not what they compute). OpenMP reads the
-    variable when torch is imported, so the pytest plugin and the ``hubkit`` command call this first; a value
-    the user set wins.
+
+def bounded_openmp_waiting() -> None:
+    """Default ``GOMP_SPINCOUNT`` to :data:`SPIN_COUNT`: an idle OpenMP thread spins briefly, then sleeps.
+
+    libgomp's default spin (300,000) stalls torch on a busy 2-core machine, where two threads wait for each other's
+    descheduled partner: 4 micro-world images (20 steps) took 25.2 s with six busy processes beside them, against
+    0.51 s idle. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``, what this set before) wakes a thread for every one of
+    the many small parallel regions of a micro model: 1.19 s idle, and UnlearnDiff's search ran at half speed. A
+    short spin keeps both: 0.49 s idle, 5.2 s beside six busy processes (PASSIVE 3.0 s; benchmarks/bench_attack.py
+    and docs/base-experiments.md record the measurements). Either changes no number (only how threads wait, not
+    what they compute). OpenMP reads the variables when torch is imported, so the pytest plugin and the ``hubkit``
+    command call this first; a spin count or wait policy the user set wins.
     """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "OMP_WAIT_POLICY" not in os.environ:  # libgomp lets GOMP_SPINCOUNT override the policy the user chose
+        os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
 
 
 def configure_threads() -> int:

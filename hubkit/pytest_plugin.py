@@ -12,7 +12,7 @@ import re
 import pytest
 
 from hubkit.budgets import BUDGETS, LEVELS, default_budget
-from hubkit.devices import passive_openmp_waiting
+from hubkit.devices import bounded_openmp_waiting
 
 ASPECTS = {
     "faithfulness": "HUB aspect 1: target proportion, general and target image quality",
@@ -173,7 +173,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HUBKIT_CACHE_DIR", str(config.rootpath / ".hubkit-cache"))
-    passive_openmp_waiting()  # before torch is imported: a busy machine must not stall torch's threads
+    bounded_openmp_waiting()  # before torch is imported: a busy machine must not stall torch's threads
     _group_by_concept(config)
     config.hubkit_options = run_options(config)  # type: ignore[attr-defined]
     # Session fixtures and report hooks live in their own modules (thin layers over hubkit).

@@ -298,6 +298,23 @@ def test_unlearndiff_is_deterministic_and_cycles(pipe, base_latents, uda):
     assert len(again.prompts) == 3 and again.prompts[2].endswith(TARGET_PROMPTS[0])
 
 
+def test_unlearndiff_finds_the_same_prompts_in_any_batch(pipe, base_latents, uda):
+    """Each prompt keeps its own generator and Adam rows: searched one at a time or together, it ends at the same
+    prompt with the same evaluation loss (scored alone); only the training losses may differ in the last bits."""
+    budget = {**UDA_SMALL, "prompts": 3}
+    runs = [ATTACKS.build("unlearndiff", budget=budget, seed=0, progress=False, batch_size=bs).run(
+        pipe, "Van Gogh", prompts=TARGET_PROMPTS[:2], target_latents=base_latents) for bs in (1, 2, 3)]
+    for other in runs[1:]:
+        assert other.prompts == runs[0].prompts and other.losses == runs[0].losses
+        for one, batched in zip(runs[0].details["per_prompt"], other.details["per_prompt"]):
+            assert [h["eval_loss"] for h in batched["history"]] == [h["eval_loss"] for h in one["history"]]
+            assert [h["train_loss"] for h in batched["history"]] == pytest.approx(
+                [h["train_loss"] for h in one["history"]], rel=1e-5)
+    assert runs[0].prompts[:2] == uda.prompts
+    with pytest.raises(ConfigError, match="batch_size"):
+        ATTACKS.build("unlearndiff", budget="smoke", batch_size=-1)
+
+
 def test_unlearndiff_success_fn_stops_early(pipe, base_latents):
     seen = []
     result = ATTACKS.build("unlearndiff", budget={**UDA_SMALL, "prompts": 1, "timesteps": 3}, progress=False).run(

@@ -161,6 +161,16 @@ class UnlearnDiff(Attack):
     }
     COST_KEYS = ("prompts", "iterations", "timesteps", "eval_samples")
 
+    #: prompts searched together (one UNet forward and backward for all of them per iteration): each keeps its own
+    #: generator, distribution and Adam state, so what it finds is its own search's, whatever the batch
+    BATCH_SIZE = 8
+
+    def __init__(self, budget="ci", *, seed: int = 0, progress: bool = True, batch_size: int | None = None):
+        super().__init__(budget, seed=seed, progress=progress)
+        self.batch_size = self.BATCH_SIZE if batch_size is None else int(batch_size)
+        if self.batch_size < 1:
+            raise ConfigError(f"unlearndiff batch_size must be >= 1, got {batch_size}")
+
     def run(
         self,
         model,
@@ -198,10 +208,7 @@ class UnlearnDiff(Attack):
 
         tok, enc, unet = pipe.tokenizer, pipe.text_encoder, pipe.unet
         allowed = allowed_token_ids(tok, banned_token_ids(tok, keywords))
-        device = unet.device
-        ac = _alphas_cumprod(pipe.scheduler).to(device)
-        T = int(getattr(pipe.scheduler.config, "num_train_timesteps", len(ac)))
-        v_pred = getattr(pipe.scheduler.config, "prediction_type", "epsilon") == "v_prediction"
+        T = int(getattr(pipe.scheduler.config, "num_train_timesteps", len(_alphas_cumprod(pipe.scheduler))))
 
         def spaced(m: int) -> list[int]:
             step = max(T // m, 1)
@@ -211,74 +218,20 @@ class UnlearnDiff(Attack):
 
         from tqdm.auto import tqdm
 
-        out_prompts, losses, per_prompt = [], [], []
+        per_prompt = []
         bar = tqdm(total=n * rounds * iters, desc=f"unlearndiff {concept}", disable=not self.progress, leave=False)
         try:
             with frozen(enc, unet):
-                table = input_embedding_layer(enc).weight.detach()[allowed.to(device)].float()  # [V, D]
-                for i in range(n):
-                    j = i % len(prompts)
-                    gen = torch.Generator().manual_seed(derived_seed("unlearndiff", self.seed, concept, i))
-                    x0 = target_latents[j : j + 1].to(device)
-                    body = prompt_token_ids(tok, prompts[j])[: tok.model_max_length - 2 - k]
-
-                    def objective(ids, t, noise, adv):
-                        """Denoising loss per (t, noise) sample for prompt ids [1, L] whose prefix
-                        embeddings (positions 1..k) are ``adv``."""
-                        cond = encode_with_replaced(enc, ids, 1, adv)
-                        m = len(t)
-                        a = ac[t].view(-1, 1, 1, 1)
-                        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-                        target = a.sqrt() * noise - (1 - a).sqrt() * x0 if v_pred else noise
-                        pred = unet(xt.to(unet.dtype), t, encoder_hidden_states=cond.expand(m, -1, -1).to(unet.dtype)).sample
-                        return ((pred.float() - target) ** 2).mean(dim=(1, 2, 3))
-
-                    eval_noise = torch.randn((n_eval, *x0.shape[1:]), generator=gen)
-
-                    def eval_loss(text: str) -> float:
-                        # scored through the pipeline's own text path: the loss of the text we emit
-                        return float(denoising_loss(pipe, [text], x0, eval_ts, eval_noise)[0])
-
-                    loss_before = eval_loss(prompts[j])
-                    adv_ids = padded_ids(tok, torch.tensor([[int(allowed[0])] * k + body], dtype=torch.long))
-
-                    probs = torch.full((k, len(allowed)), 1.0 / len(allowed), device=device)
-                    probs.requires_grad_(True)
-                    opt = torch.optim.Adam([probs], lr=float(b["lr"]), weight_decay=float(b["weight_decay"]))
-                    history, best, found = [], None, False
-                    for t_round in round_ts:
-                        t = torch.tensor([t_round], device=device)
-                        train = 0.0
-                        for _ in range(iters):
-                            noise = torch.randn((1, *x0.shape[1:]), generator=gen).to(device)
-                            one_hot = _SampleSTE.apply(probs, gen)
-                            loss = objective(adv_ids, t, noise, one_hot @ table).mean()
-                            (grad,) = torch.autograd.grad(loss, [probs])
-                            probs.grad = grad
-                            opt.step()
-                            with torch.no_grad():
-                                probs.copy_(project_to_simplex(probs))
-                            train += float(loss.detach())
-                            bar.update(1)
-                        cand = allowed[probs.detach().argmax(-1).cpu()]
-                        text = (ids_to_text(tok, cand.tolist()) + " " + prompts[j].strip()).strip()
-                        ev = eval_loss(text)
-                        ok = bool(success_fn(text)) if success_fn is not None else None
-                        history.append({"t": t_round, "train_loss": train / iters, "eval_loss": ev,
-                                        "prompt": text, **({"success": ok} if ok is not None else {})})
-                        if best is None or ev < best[1]:
-                            best = (text, ev, cand.tolist())
-                        if ok:
-                            best, found = (text, ev, cand.tolist()), True
-                            bar.update((len(round_ts) - len(history)) * iters)
-                            break
-                    out_prompts.append(best[0])
-                    losses.append(float(best[1]))
-                    per_prompt.append({"prompt": prompts[j], "loss_before": loss_before, "loss_after": best[1],
-                                       "prefix_ids": best[2], "success": found if success_fn else None,
-                                       "history": history})
+                table = input_embedding_layer(enc).weight.detach()[allowed.to(unet.device)].float()  # [V, D]
+                for first in range(0, n, self.batch_size):
+                    jobs = [(i, i % len(prompts)) for i in range(first, min(n, first + self.batch_size))]
+                    per_prompt += _search(pipe, concept, jobs, prompts, target_latents, allowed, table,
+                                          round_ts=round_ts, eval_ts=eval_ts, seed=self.seed, budget=b,
+                                          success_fn=success_fn, bar=bar)
         finally:
             bar.close()
+        out_prompts = [p.pop("best_prompt") for p in per_prompt]
+        losses = [float(p["loss_after"]) for p in per_prompt]
         return AttackResult(
             attack=self.name,
             concept=concept,
@@ -297,3 +250,75 @@ class UnlearnDiff(Attack):
             },
             seconds=time.perf_counter() - t0,
         )
+
+
+def _search(pipe, concept: str, jobs, prompts, target_latents, allowed, table, *, round_ts, eval_ts, seed: int,
+            budget: dict, success_fn, bar) -> list[dict]:
+    """UnlearnDiffAtk's search for the prompts ``jobs`` names (``(attack index i, prompt index j)``), all at once: one
+    text-encoder + UNet forward and backward per iteration for the batch. Prompt ``i`` draws from its own generator
+    in the order the one-prompt search does (evaluation noise, then per iteration its noise and its sampled tokens),
+    and the Adam state of its own rows; its candidates are scored alone, through the pipeline's text path."""
+    tok, enc, unet = pipe.tokenizer, pipe.text_encoder, pipe.unet
+    device = unet.device
+    ac = _alphas_cumprod(pipe.scheduler).to(device)
+    v_pred = getattr(pipe.scheduler.config, "prediction_type", "epsilon") == "v_prediction"
+    k, iters, n_eval = int(budget["k"]), int(budget["iterations"]), int(budget["eval_samples"])
+    gens = [torch.Generator().manual_seed(derived_seed("unlearndiff", seed, concept, i)) for i, _ in jobs]
+    x0 = torch.cat([target_latents[j : j + 1] for _, j in jobs]).to(device)
+    shape = x0.shape[1:]
+    eval_noise = [torch.randn((n_eval, *shape), generator=g) for g in gens]
+
+    def eval_loss(row: int, text: str) -> float:
+        # scored through the pipeline's own text path: the loss of the text we emit
+        return float(denoising_loss(pipe, [text], x0[row : row + 1], eval_ts, eval_noise[row])[0])
+
+    records = [{"prompt": prompts[j], "loss_before": eval_loss(row, prompts[j]), "history": []}
+               for row, (_, j) in enumerate(jobs)]
+    ids = torch.cat([padded_ids(tok, torch.tensor([[int(allowed[0])] * k + prompt_token_ids(tok, prompts[j])[
+        : tok.model_max_length - 2 - k]], dtype=torch.long)) for _, j in jobs])
+    probs = torch.full((len(jobs), k, len(allowed)), 1.0 / len(allowed), device=device)
+    probs.requires_grad_(True)
+    opt = torch.optim.Adam([probs], lr=float(budget["lr"]), weight_decay=float(budget["weight_decay"]))
+    best: list = [None] * len(jobs)
+    found = [False] * len(jobs)
+    for t_round in round_ts:
+        live = [row for row in range(len(jobs)) if not found[row]]
+        if not live:
+            break
+        t = torch.full((len(live),), t_round, device=device)
+        a = ac[t].view(-1, 1, 1, 1)
+        x = x0[live]
+        train = [0.0] * len(live)
+        for _ in range(iters):
+            noise, one_hot = [], []
+            for row in live:
+                noise.append(torch.randn((1, *shape), generator=gens[row]))
+                one_hot.append(_SampleSTE.apply(probs[row], gens[row]))
+            noise = torch.cat(noise).to(device)
+            xt = a.sqrt() * x + (1 - a).sqrt() * noise
+            target = a.sqrt() * noise - (1 - a).sqrt() * x if v_pred else noise
+            cond = encode_with_replaced(enc, ids[live], 1, torch.stack(one_hot) @ table)
+            pred = unet(xt.to(unet.dtype), t, encoder_hidden_states=cond.to(unet.dtype)).sample
+            loss = ((pred.float() - target) ** 2).mean(dim=(1, 2, 3))  # each prompt's own loss: their sum's
+            (grad,) = torch.autograd.grad(loss.sum(), [probs])           # gradient is each one's on its rows
+            probs.grad = grad
+            opt.step()
+            with torch.no_grad():
+                probs.copy_(project_to_simplex(probs))
+            for pos, value in enumerate(loss.detach().float().cpu().tolist()):
+                train[pos] += value
+            bar.update(len(live))
+        for pos, row in enumerate(live):
+            cand = allowed[probs[row].detach().argmax(-1).cpu()]
+            text = (ids_to_text(tok, cand.tolist()) + " " + records[row]["prompt"].strip()).strip()
+            ev = eval_loss(row, text)
+            ok = bool(success_fn(text)) if success_fn is not None else None
+            records[row]["history"].append({"t": t_round, "train_loss": train[pos] / iters, "eval_loss": ev,
+                                            "prompt": text, **({"success": ok} if ok is not None else {})})
+            if best[row] is None or ev < best[row][1]:
+                best[row] = (text, ev, cand.tolist())
+            if ok:
+                best[row], found[row] = (text, ev, cand.tolist()), True
+                bar.update((len(round_ts) - len(records[row]["history"])) * iters)
+    return [{**r, "best_prompt": best[row][0], "loss_after": best[row][1], "prefix_ids": best[row][2],
+             "success": found[row] if success_fn else None} for row, r in enumerate(records)]
