@@ -32,8 +32,10 @@ generated with guidance, which ``success_fn`` reproduces when it generates throu
 
 Budgets (``full`` = the original config: k = 5 prefix tokens, 40 iterations per timestep over 50
 timesteps, 100 prompts per concept as in HUB's appendix). Cost is one text-encoder + UNet forward and
-backward pass per iteration: on the micro model, ``ci`` (40 prompts x 5 timesteps x 20 iterations) measured
-116 s per concept on two CPU cores (29 ms per iteration); ``full`` is about 70 s per prompt there.
+backward pass per iteration for a batch of ``batch_size`` prompts (8), each with its own generator and Adam rows,
+so a batch finds what each prompt's search finds alone (``benchmarks/bench_attack.py`` checks it): on the v5c micro
+model, ``ci`` (40 prompts x 5 timesteps x 20 iterations) took 83 s per concept on two CPU cores, 159 s one prompt at
+a time (``benchmarks/results.jsonl``).
 """
 
 from __future__ import annotations
