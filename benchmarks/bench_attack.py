@@ -8,8 +8,8 @@ before batching, bit for bit).
 
     python benchmarks/bench_attack.py [--model esd-pointelli] [--concept Pointelli] [--batch 1 8 40] [--busy N]
 
-The machine's OpenMP settings are recorded with each result: run it with ``OMP_WAIT_POLICY=PASSIVE`` or
-``GOMP_SPINCOUNT=N`` to compare how torch's threads wait (``hubkit.devices.bounded_openmp_waiting``).
+Torch's threads wait as in the suites (``hubkit.devices.bounded_openmp_waiting``); the OpenMP settings are
+recorded with each result: run it with ``OMP_WAIT_POLICY=PASSIVE`` or ``GOMP_SPINCOUNT=N`` to compare.
 
 Results are appended to benchmarks/results.jsonl with the machine and settings.
 """
@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from hubkit.devices import bounded_openmp_waiting  # noqa: E402  (torch's threads wait as in the suites; before torch)
+
+bounded_openmp_waiting()
 
 
 def main() -> None:
