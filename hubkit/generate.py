@@ -126,14 +126,16 @@ def _device_of(pipe):
     return torch.device(device) if device is not None else torch.device("cpu")
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a device running out of memory (torch's error, or the RuntimeError older builds raise)."""
     import torch
 
     oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
     return isinstance(exc, oom) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
 
 
-def _free_cached_memory() -> None:
+def free_cached_memory() -> None:
+    """Give the memory a failed batch held back to the device before a smaller batch is tried."""
     import gc
 
     import torch
@@ -205,14 +207,14 @@ def generate_batches(pipe, requests: Sequence[ImageRequest], settings: Generatio
             try:
                 images = _call_pipe(pipe, batch, settings, device)
             except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried; anything else propagates
-                if not _is_out_of_memory(exc):
+                if not is_out_of_memory(exc):
                     raise
                 if sizer.size == 1:
                     raise ConfigError("out of memory with one image per batch; free GPU memory (other processes, "
                                       "fewer xdist workers per GPU) or use --dtype float16") from exc
                 images = None  # the exception's frames hold the failed batch's tensors: free them outside this block
             if images is None:
-                _free_cached_memory()
+                free_cached_memory()
                 sizer.halve()
                 continue
             if on_batch is not None:

@@ -315,6 +315,27 @@ def test_unlearndiff_finds_the_same_prompts_in_any_batch(pipe, base_latents, uda
         ATTACKS.build("unlearndiff", budget="smoke", batch_size=-1)
 
 
+def test_unlearndiff_halves_a_batch_that_runs_out_of_memory(pipe, base_latents, uda, monkeypatch):
+    import hubkit.attacks.unlearndiff as module
+
+    search, sizes = module._search, []
+
+    def small_device(*args, **kwargs):  # a device that holds one prompt's search at a time
+        sizes.append(len(args[2]))
+        if len(args[2]) > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(module, "_search", small_device)
+    result = ATTACKS.build("unlearndiff", budget=UDA_SMALL, seed=0, progress=False, batch_size=4).run(
+        pipe, "Van Gogh", prompts=TARGET_PROMPTS[:2], target_latents=base_latents)
+    assert sizes == [2, 1, 1] and result.prompts == uda.prompts and result.losses == uda.losses
+    monkeypatch.setattr(module, "_search", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("CUDA out of memory")))
+    with pytest.raises(RuntimeError, match="out of memory"):  # one prompt at a time does not fit: say so
+        ATTACKS.build("unlearndiff", budget=UDA_SMALL, progress=False, batch_size=1).run(
+            pipe, "Van Gogh", prompts=TARGET_PROMPTS[:2], target_latents=base_latents)
+
+
 def test_unlearndiff_success_fn_stops_early(pipe, base_latents):
     seen = []
     result = ATTACKS.build("unlearndiff", budget={**UDA_SMALL, "prompts": 1, "timesteps": 3}, progress=False).run(

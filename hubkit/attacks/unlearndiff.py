@@ -59,6 +59,7 @@ from hubkit.attacks._text import (
 )
 from hubkit.attacks.registry import ATTACKS, Attack, AttackResult, derived_seed
 from hubkit.errors import ConfigError
+from hubkit.generate import BatchSizer, free_cached_memory, is_out_of_memory
 
 
 @torch.no_grad()
@@ -164,7 +165,8 @@ class UnlearnDiff(Attack):
     COST_KEYS = ("prompts", "iterations", "timesteps", "eval_samples")
 
     #: prompts searched together (one UNet forward and backward for all of them per iteration): each keeps its own
-    #: generator, distribution and Adam state, so what it finds is its own search's, whatever the batch
+    #: generator, distribution and Adam state, so what it finds is its own search's, whatever the batch; a batch
+    #: that runs out of memory is searched again at half the size
     BATCH_SIZE = 8
 
     def __init__(self, budget="ci", *, seed: int = 0, progress: bool = True, batch_size: int | None = None):
@@ -225,11 +227,27 @@ class UnlearnDiff(Attack):
         try:
             with frozen(enc, unet):
                 table = input_embedding_layer(enc).weight.detach()[allowed.to(unet.device)].float()  # [V, D]
-                for first in range(0, n, self.batch_size):
-                    jobs = [(i, i % len(prompts)) for i in range(first, min(n, first + self.batch_size))]
-                    per_prompt += _search(pipe, concept, jobs, prompts, target_latents, allowed, table,
-                                          round_ts=round_ts, eval_ts=eval_ts, seed=self.seed, budget=b,
-                                          success_fn=success_fn, bar=bar)
+                sizer, first = BatchSizer(self.batch_size), 0
+                while first < n:
+                    jobs = [(i, i % len(prompts)) for i in range(first, min(n, first + sizer.size))]
+                    done = bar.n
+                    try:
+                        found = _search(pipe, concept, jobs, prompts, target_latents, allowed, table,
+                                        round_ts=round_ts, eval_ts=eval_ts, seed=self.seed, budget=b,
+                                        success_fn=success_fn, bar=bar)
+                    except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried; anything else propagates
+                        if not is_out_of_memory(exc) or len(jobs) == 1:
+                            raise
+                        found = None  # the exception's frames hold the batch's tensors: free them outside this block
+                    if found is None:
+                        # a prompt's search does not depend on its batch: the batch is searched again, smaller
+                        free_cached_memory()
+                        sizer.size = len(jobs)  # the last batch can be smaller than the size
+                        sizer.halve()
+                        bar.n = done
+                        continue
+                    per_prompt += found
+                    first += len(jobs)
         finally:
             bar.close()
         out_prompts = [p.pop("best_prompt") for p in per_prompt]
