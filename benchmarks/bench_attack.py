@@ -33,7 +33,6 @@ bounded_openmp_waiting()
 
 def main() -> None:
     from hubkit.aspects.robustness import _suite_inputs, build_attack
-    from hubkit.attacks import ATTACKS
     from hubkit.session import RunConfig, Session
     from hubkit_micro import paths
     from hubkit_micro.check import _checkpoint_file
@@ -57,7 +56,7 @@ def main() -> None:
     for worker in workers:
         worker.start()
     try:
-        _run(args, hub, suite_attack, inputs, ATTACKS)
+        _run(args, hub, suite_attack, inputs)
     finally:
         for worker in workers:
             worker.terminate()
@@ -68,8 +67,10 @@ def _busy() -> None:
         pass
 
 
-def _run(args, hub, suite_attack, inputs, ATTACKS) -> None:
+def _run(args, hub, suite_attack, inputs) -> None:
     import torch
+
+    from hubkit.attacks import ATTACKS
 
     reference = None
     for batch in args.batch:
@@ -86,7 +87,8 @@ def _run(args, hub, suite_attack, inputs, ATTACKS) -> None:
             "same_losses_as_first": result.losses == reference.losses, "first_batch_size": args.batch[0],
             "prompts_sha256": hashlib.sha256(json.dumps(result.prompts).encode()).hexdigest()[:16],
             "device": str(hub.model.pipe.unet.device), "torch_threads": torch.get_num_threads(),
-            "busy_processes": args.busy, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
+            "busy_processes": args.busy, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
             "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         }

@@ -59,7 +59,7 @@ from hubkit.attacks._text import (
 )
 from hubkit.attacks.registry import ATTACKS, Attack, AttackResult, derived_seed
 from hubkit.errors import ConfigError
-from hubkit.generate import BatchSizer, free_cached_memory, is_out_of_memory
+from hubkit.generate import free_cached_memory, is_out_of_memory
 
 
 @torch.no_grad()
@@ -227,9 +227,9 @@ class UnlearnDiff(Attack):
         try:
             with frozen(enc, unet):
                 table = input_embedding_layer(enc).weight.detach()[allowed.to(unet.device)].float()  # [V, D]
-                sizer, first = BatchSizer(self.batch_size), 0
+                size, first = self.batch_size, 0
                 while first < n:
-                    jobs = [(i, i % len(prompts)) for i in range(first, min(n, first + sizer.size))]
+                    jobs = [(i, i % len(prompts)) for i in range(first, min(n, first + size))]
                     done = bar.n
                     try:
                         found = _search(pipe, concept, jobs, prompts, target_latents, allowed, table,
@@ -242,8 +242,7 @@ class UnlearnDiff(Attack):
                     if found is None:
                         # a prompt's search does not depend on its batch: the batch is searched again, smaller
                         free_cached_memory()
-                        sizer.size = len(jobs)  # the last batch can be smaller than the size
-                        sizer.halve()
+                        size = max(1, len(jobs) // 2)  # of the batch that failed: the last one can be smaller
                         bar.n = done
                         continue
                     per_prompt += found
