@@ -20,6 +20,7 @@ def test_leaderboard_runs_the_users_command_per_checkpoint_and_reuses_it(tmp_pat
     assert {rows["uce"].average_rank, rows["sld"].average_rank} == {1.0, 2.0}
     text = out.read_text()
     assert "hubkit micro leaderboard --budget smoke" in text and "## Ranks (HUB Table 5)" in text
+    assert f"weights digest `{paths.weights_digest(paths.BASE)}`" in text  # which base the table measured
     # a partial table names the rows it was built from and what it leaves out
     assert "--method uce --method sld --concept Pointelli`" in text and "2 methods x 1 concept;" in text
     assert "Not in this table yet: esd, ac, sa, salun, mace, receler, advunlearn, Zorbo, Dario Voss, weapon" in text
